@@ -1,0 +1,237 @@
+"""TOML -> frozen, typed config. Every option is declared here once, with its default and check.
+
+Unknown keys and bad values raise `ConfigError` naming the key (`ip.ipv4_prefix_bits: ...`).
+`config/sidecar.toml` documents every key; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from sidecar.errors import ConfigError
+
+Check = Callable[[Any], str | None]  # returns an error text, or None when the value is good
+
+DEFAULT_GEOIP_DATABASE = "data/country.mmdb"
+
+
+def _opt(default: Any, check: Check | None = None) -> Any:
+    """Declare an option: its default (a list becomes a tuple, to stay frozen) and its check."""
+    if isinstance(default, list):
+        default = tuple(default)
+    return field(default=default, metadata={"check": check})
+
+
+def _int_range(lo: int, hi: int) -> Check:
+    return lambda v: None if lo <= v <= hi else f"must be an integer from {lo} to {hi}, got {v}"
+
+
+def _one_of(*choices: str) -> Check:
+    return lambda v: (
+        None if v in choices else f"must be one of {', '.join(map(repr, choices))}, got {v!r}"
+    )
+
+
+def _positive(v: int | float) -> str | None:
+    return None if v > 0 else f"must be greater than 0, got {v}"
+
+
+def _proxies(values: tuple[str, ...]) -> str | None:
+    for v in values:
+        if v == "unix:":
+            continue
+        try:
+            ipaddress.ip_network(v, strict=False)
+        except ValueError:
+            return f"{v!r} is not an IP address, a CIDR network or 'unix:'"
+    return None
+
+
+def _hosts(values: tuple[str, ...]) -> str | None:
+    for v in values:
+        if not v or "/" in v or ":" in v or " " in v:
+            return f"{v!r} is not a host name (write 'example.com', no scheme, port or path)"
+    return None
+
+
+def _param_names(values: tuple[str, ...]) -> str | None:
+    for v in values:
+        if not v or "*" in v[:-1] or "&" in v or "=" in v:
+            return f"{v!r} is not a parameter name (a trailing '*' matches a prefix)"
+    return None
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    format: str = _opt("auto")
+    max_line_bytes: int = _opt(65536, _int_range(256, 16 * 1024 * 1024))
+
+
+@dataclass(frozen=True)
+class PipeConfig:
+    output: str = _opt("jsonl", _one_of("jsonl", "rewrite"))
+    workers: int = _opt(1, _int_range(1, 64))
+
+
+@dataclass(frozen=True)
+class IpConfig:
+    ipv4_prefix_bits: int = _opt(24, _int_range(0, 32))
+    ipv6_prefix_bits: int = _opt(48, _int_range(0, 128))
+    trusted_proxies: tuple[str, ...] = _opt([], _proxies)
+    real_ip_header: str = _opt(
+        "x-forwarded-for", _one_of("x-forwarded-for", "forwarded", "x-real-ip")
+    )
+
+
+@dataclass(frozen=True)
+class GeoipConfig:
+    database: str = _opt(DEFAULT_GEOIP_DATABASE)
+    fallback_registered_country: bool = _opt(False)
+    lookup: str = _opt("full", _one_of("full", "truncated"))
+    cache_entries: int = _opt(65536, _int_range(0, 10_000_000))
+
+
+@dataclass(frozen=True)
+class ReferrerConfig:
+    first_party_hosts: tuple[str, ...] = _opt([], _hosts)
+    third_party: str = _opt("host", _one_of("host", "drop"))
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    allow: tuple[str, ...] = _opt([], _param_names)
+
+
+@dataclass(frozen=True)
+class UseragentConfig:
+    mode: str = _opt("coarse", _one_of("coarse", "drop", "keep"))
+    cache_entries: int = _opt(65536, _int_range(0, 10_000_000))
+
+
+@dataclass(frozen=True)
+class Config:
+    input: InputConfig = field(default_factory=InputConfig)
+    pipe: PipeConfig = field(default_factory=PipeConfig)
+    ip: IpConfig = field(default_factory=IpConfig)
+    geoip: GeoipConfig = field(default_factory=GeoipConfig)
+    referrer: ReferrerConfig = field(default_factory=ReferrerConfig)
+    query: QueryConfig = field(default_factory=QueryConfig)
+    useragent: UseragentConfig = field(default_factory=UseragentConfig)
+    source: str = "(defaults)"  # where the config came from, for messages
+
+
+SECTIONS: dict[str, type] = {
+    f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name]
+    for f in fields(Config)
+    if f.name != "source"
+}
+
+
+def _type_error(value: Any, want: Any) -> str | None:
+    if want is bool:
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if want is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else f"must be an integer, got {value!r}"
+    if want is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return None if ok else f"must be a number, got {value!r}"
+    if want is str:
+        return None if isinstance(value, str) else f"must be a string, got {value!r}"
+    if want == tuple[str, ...]:
+        ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        return None if ok else f"must be a list of strings, got {value!r}"
+    raise AssertionError(f"no type check for {want}")  # a programming error, not user input
+
+
+def _unknown(key: str, known: list[str], where: str) -> ConfigError:
+    hint = difflib.get_close_matches(key.rsplit(".", 1)[-1], known, n=1)
+    more = f" (did you mean '{hint[0]}'?)" if hint else ""
+    return ConfigError(f"unknown key '{key}' in {where}{more}")
+
+
+def _build_section(name: str, cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{name}: must be a table ([{name}]) in {where}")
+    hints = get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise _unknown(f"{name}.{key}", known, where)
+        want = hints[key]
+        error = _type_error(value, want)
+        if error is None and want == tuple[str, ...]:
+            value = tuple(value)
+        if error is None and want is float:
+            value = float(value)
+        check = next(f for f in fields(cls) if f.name == key).metadata.get("check")
+        if error is None and check is not None:
+            error = check(value)
+        if error is not None:
+            raise ConfigError(f"{name}.{key}: {error} (in {where})")
+        values[key] = value
+    return cls(**values)
+
+
+def from_mapping(data: Mapping[str, Any], where: str = "(command line)") -> Config:
+    """Build a Config from a parsed TOML document; every key is checked."""
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in SECTIONS:
+            raise _unknown(name, list(SECTIONS), where)
+        sections[name] = _build_section(name, SECTIONS[name], value, where)
+    return Config(**sections, source=where)
+
+
+def load(path: str | os.PathLike[str] | None) -> Config:
+    """Read a TOML config file (None: the built-in defaults)."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(p)!r} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+    return from_mapping(data, where=str(p))
+
+
+def override(config: Config, dotted: Mapping[str, Any]) -> Config:
+    """Apply command-line values (`{"geoip.database": "x.mmdb"}`), checked like file values."""
+    for key, value in dotted.items():
+        section, _, name = key.partition(".")
+        current = getattr(config, section)
+        merged = {f.name: getattr(current, f.name) for f in fields(current)}
+        merged[name] = value
+        checked = _build_section(section, type(current), merged, "the command line")
+        config = replace(config, **{section: checked})
+    return config
+
+
+def environ(name: str) -> str | None:
+    """The one place that reads the environment (for secrets such as passwords)."""
+    return os.environ.get(name)
+
+
+def defaults_as_mapping() -> dict[str, dict[str, Any]]:
+    """Every section and key with its default, for docs and the config-file test."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, cls in SECTIONS.items():
+        inst = cls()
+        out[name] = {
+            f.name: list(v) if isinstance(v := getattr(inst, f.name), tuple) else v
+            for f in fields(cls)
+        }
+    return out

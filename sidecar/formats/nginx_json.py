@@ -1,0 +1,48 @@
+"""JSON access logs: one object per line, as nginx writes with `log_format ... escape=json`.
+
+With a key map (from a compiled log_format, or learned by detection from the first line) the
+keys mean what the map says; otherwise each key is read through formats/fields.py's aliases
+(`remote_addr` or `ip`, `time_iso8601` or `date`, ...). Nested objects are not read.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from sidecar.formats.base import LineFormat, Variable
+from sidecar.formats.fields import TIME_VARS, canonical, make_builder
+from sidecar.formats.timestamps import make_reader
+from sidecar.record import RawRequest
+from sidecar.reject import FORMAT_MISMATCH, Rejected
+
+
+class JsonFormat(LineFormat):
+    def __init__(self, name: str = "nginx-json", keys: dict[str, str | None] | None = None) -> None:
+        self.name = name
+        self.escape = "json"
+        self.keys = dict(keys or {})
+        self.segments = tuple(Variable(k, c) for k, c in self.keys.items())
+        self._build = make_builder({n: make_reader("auto") for n in TIME_VARS})
+
+    def parse(self, line: str) -> RawRequest:
+        if line[:1] != "{":
+            raise Rejected(FORMAT_MISMATCH)
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            raise Rejected(FORMAT_MISMATCH) from None
+        if not isinstance(obj, dict):
+            raise Rejected(FORMAT_MISMATCH)
+        keys = self.keys
+        values: dict[str, str] = {}
+        for key, value in obj.items():
+            name = keys[key] if key in keys else canonical(key)
+            if name is None or name in values or value is None or isinstance(value, dict | list):
+                continue
+            values[name] = value if isinstance(value, str) else str(value)
+        return self._build(values)
+
+    def learn_keys(self, line: str) -> JsonFormat:
+        """A JsonFormat whose rewrite shape is the keys of this (first) line, in order."""
+        obj = orjson.loads(line)
+        return JsonFormat(self.name, {k: canonical(k) for k in obj if isinstance(k, str)})

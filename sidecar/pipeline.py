@@ -1,0 +1,156 @@
+"""parse -> privacy -> output, for chunks of lines, in one process or in N worker processes.
+
+`LinePipeline.process(chunk)` is the whole way of a line inside one process: decode, check,
+parse (formats/), scrub (privacy/), encode. Only encoded clean output, counters and struck
+rejected lines come back from it. `run` feeds chunks to it, in order, inline (`workers=1`) or
+through a pool of forked workers with a bounded number of chunks in flight.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sidecar.formats.base import LineFormat
+from sidecar.formats.detect import detect
+from sidecar.formats.rewrite import Rewriter
+from sidecar.privacy.stage import PrivacyStage
+from sidecar.record import CleanRecord, to_json
+from sidecar.reject import BINARY, EMPTY, FORMAT_MISMATCH, INVALID_UTF8, TOO_LONG, Rejected
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_REJECT_ESCAPES = {i: f"\\x{i:02X}" for i in (*range(0x20), 0x7F) if i != 0x09}
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    output: bytes
+    lines_in: int
+    records_out: int
+    rejected: dict[str, int]
+    rejects: list[str] = field(default_factory=list)  # struck rejected lines, when asked for
+
+
+class LinePipeline:
+    """One process's whole way of a line; `fmt` None rejects every line (no format detected)."""
+
+    def __init__(
+        self,
+        fmt: LineFormat | None,
+        stage: PrivacyStage,
+        output: str = "jsonl",
+        max_line_bytes: int = 65536,
+        keep_rejects: bool = False,
+    ) -> None:
+        self.fmt = fmt
+        self.stage = stage
+        self.max_line_bytes = max_line_bytes
+        self.keep_rejects = keep_rejects
+        self.encode: Callable[[CleanRecord], bytes]
+        if output == "rewrite" and fmt is not None:
+            line = Rewriter(fmt).line
+            self.encode = lambda rec: (line(rec) + "\n").encode()
+        else:
+            self.encode = to_json
+
+    def lines_of(self, chunk: bytes, rejected: Counter[str], rejects: list[str]) -> list[str]:
+        """Decode a chunk into lines; lines that are not UTF-8 are counted and left out."""
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            lines = []
+            for raw_line in chunk.split(b"\n")[:-1]:
+                try:
+                    lines.append(raw_line.decode("utf-8"))
+                except UnicodeDecodeError:
+                    rejected[INVALID_UTF8] += 1
+                    if self.keep_rejects:
+                        rejects.append(self.strike(raw_line.decode("utf-8", "replace")))
+            return lines
+        return text.split("\n")[:-1]
+
+    def strike(self, line: str) -> str:
+        """A rejected line fit to write down: IP literals struck, control bytes escaped."""
+        masked = self.stage.literal_masker._mask(line[: self.max_line_bytes])
+        return masked.translate(_REJECT_ESCAPES)
+
+    def process(self, chunk: bytes) -> ChunkResult:
+        rejected: Counter[str] = Counter()
+        rejects: list[str] = []
+        lines = self.lines_of(chunk, rejected, rejects)
+        has_control = _CONTROL_BYTES.search(chunk) is not None
+        parse = self.fmt.parse if self.fmt is not None else None
+        scrub = self.stage.scrub
+        encode = self.encode
+        limit = self.max_line_bytes
+        out: list[bytes] = []
+        for line in lines:
+            if line and line[-1] == "\r":
+                line = line[:-1]
+            try:
+                if not line:
+                    raise Rejected(EMPTY)
+                if len(line) > limit // 4 and len(line.encode()) > limit:
+                    raise Rejected(TOO_LONG)
+                if has_control and _CONTROL.search(line):
+                    raise Rejected(BINARY)
+                if parse is None:
+                    raise Rejected(FORMAT_MISMATCH)
+                out.append(encode(scrub(parse(line))))
+            except Rejected as rej:
+                rejected[rej.reason] += 1
+                if self.keep_rejects and line:
+                    rejects.append(self.strike(line))
+        n_in = len(lines) + rejected[INVALID_UTF8]
+        return ChunkResult(b"".join(out), n_in, len(out), dict(rejected), rejects)
+
+
+def detect_format(first_chunk: bytes) -> LineFormat | None:
+    lines = first_chunk.decode("utf-8", "replace").split("\n")
+    return detect([ln.rstrip("\r") for ln in lines])
+
+
+# --- workers ---------------------------------------------------------------------------------
+# A forked worker inherits the parent's LinePipeline (compiled format, open geo database);
+# nothing of it is pickled. Only chunks of input bytes go to it and ChunkResults come back.
+_worker_pipeline: LinePipeline | None = None
+
+
+def _init_worker(pipeline: LinePipeline) -> None:
+    global _worker_pipeline
+    _worker_pipeline = pipeline
+
+
+def _work(chunk: bytes) -> ChunkResult:
+    assert _worker_pipeline is not None
+    return _worker_pipeline.process(chunk)
+
+
+def run(
+    pipeline: LinePipeline,
+    chunks: Iterable[bytes],
+    emit: Callable[[ChunkResult], None],
+    workers: int = 1,
+) -> None:
+    """Process every chunk and hand each result to `emit`, in input order."""
+    if workers <= 1:
+        for chunk in chunks:
+            emit(pipeline.process(chunk))
+        return
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(pipeline,)) as pool:
+        pending: deque = deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.apply_async(_work, (chunk,)))
+                while len(pending) >= 2 * workers:
+                    emit(pending.popleft().get())
+            while pending:
+                emit(pending.popleft().get())
+        except BaseException:
+            pool.terminate()
+            raise

@@ -1,0 +1,1 @@
+"""The privacy stage: small rules, one per module, that turn a RawRequest into a CleanRecord."""
