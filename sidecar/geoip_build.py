@@ -93,6 +93,7 @@ def build(source_dir: str, output: str) -> str:
     os.close(fd)
     try:
         writer.to_db_file(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the database is public data
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
