@@ -8,8 +8,6 @@ see `CleanRecord` only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import orjson
 
 SCHEMA_VERSION = 1
@@ -24,7 +22,6 @@ class RawRequest:
 
     __slots__ = (
         "bytes",
-        "client_addr",
         "forwarded",
         "host",
         "method",
@@ -74,7 +71,6 @@ class RawRequest:
         self.x_forwarded_for = x_forwarded_for
         self.forwarded = forwarded
         self.x_real_ip = x_real_ip
-        self.client_addr = None  # the resolved full client address, set by privacy.ip
 
     def __repr__(self) -> str:
         return "<RawRequest (unscrubbed; contents withheld)>"
@@ -90,34 +86,50 @@ class RawRequest:
     __hash__ = None  # type: ignore[assignment]
 
 
-@dataclass(slots=True, eq=True)
-class CleanRecord:
+class CleanRecord(dict):
     """One scrubbed request: the only record a sink, report or serializer ever sees.
 
-    Schema version `SCHEMA_VERSION`; documented field by field in docs/schema.md.
-    Treat it as immutable (not frozen only because a frozen slots dataclass costs ~3 us to build).
+    A dict with exactly the keys of `FIELDS`, in that order (schema version `SCHEMA_VERSION`,
+    documented in docs/schema.md): a dict subclass because orjson writes it at dict speed,
+    2.5x faster than a dataclass. Built by the privacy stage (or `make`); treat it as immutable.
     """
 
-    ts: str
-    client_ip: str
-    country: str | None
-    method: str | None
-    host: str | None
-    path: str | None
-    query: str | None
-    protocol: str | None
-    status: int
-    bytes: int
-    request_time: float | None
-    referrer_host: str | None
-    referrer_path: str | None
-    ua_browser: str | None
-    ua_os: str | None
-    ua_device: str | None
-    user_agent: str | None = None
+    __slots__ = ()
+
+    @classmethod
+    def make(cls, **fields: object) -> CleanRecord:
+        """A record from keyword fields; every field of the schema must be given, no other."""
+        missing = [f for f in FIELDS if f not in fields]
+        unknown = [f for f in fields if f not in FIELDS]
+        if missing or unknown:
+            raise TypeError(f"CleanRecord fields: missing {missing}, unknown {unknown}")
+        return cls((f, fields[f]) for f in FIELDS)
+
+    def __repr__(self) -> str:
+        return f"CleanRecord({dict.__repr__(self)})"
 
 
-FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CleanRecord))
+#: the clean schema, in order: name -> (type, meaning), documented again in docs/schema.md
+SCHEMA: dict[str, tuple[str, str]] = {
+    "ts": ("string", "request time, RFC 3339 UTC with milliseconds"),
+    "client_ip": ("string", "client address with its tail struck (IPv4 /24, IPv6 /48)"),
+    "country": ("string|null", "ISO 3166-1 alpha-2 country of the full address"),
+    "method": ("string|null", "HTTP method"),
+    "host": ("string|null", "requested host (virtual host), IP literals struck"),
+    "path": ("string|null", "request path without query, IP literals struck"),
+    "query": ("string|null", "allowlisted query parameters only"),
+    "protocol": ("string|null", "HTTP protocol, e.g. HTTP/1.1"),
+    "status": ("int", "HTTP status"),
+    "bytes": ("int", "response body bytes"),
+    "request_time": ("float|null", "request processing time in seconds"),
+    "referrer_host": ("string|null", "referrer host (non-HTTP: scheme://host)"),
+    "referrer_path": ("string|null", "referrer path, first-party referrers only"),
+    "ua_browser": ("string|null", "browser family"),
+    "ua_os": ("string|null", "operating system family"),
+    "ua_device": ("string|null", "device class: desktop, mobile, tablet, tv, console, bot, other"),
+    "user_agent": ("string|null", "the whole user agent, only with useragent.mode = keep"),
+}
+FIELDS: tuple[str, ...] = tuple(SCHEMA)
 
 
 def to_json(record: CleanRecord) -> bytes:

@@ -101,29 +101,29 @@ class TemplateFormat(LineFormat):
         if missing:
             raise UsageError(f"--format {name}: the log format has no {' and no '.join(missing)}")
         parts: list[str] = []
-        seen: set[str] = set()
+        index: dict[str, int] = {}  # canonical name -> regex group number - 1
         for i, seg in enumerate(self.segments):
             if isinstance(seg, Literal):
                 parts.append(re.escape(seg.text))
                 continue
             after = self.segments[i + 1] if i + 1 < len(self.segments) else None
             pattern = _value_pattern(seg, after, escape)
-            if seg.canonical and seg.canonical not in seen:
-                seen.add(seg.canonical)
-                parts.append(f"(?P<{seg.canonical}>{pattern})")
+            if seg.canonical and seg.canonical not in index:
+                index[seg.canonical] = len(index)
+                parts.append(f"({pattern})")
             else:
                 parts.append(f"(?:{pattern})")
         if tolerate_tail:
             parts.append(r"(?:[ \t].*)?")
         self._match = re.compile("".join(parts)).fullmatch
-        readers = {n: make_reader(n if n != "time" else "auto") for n in TIME_VARS if n in seen}
-        self._build = make_builder(readers)
+        readers = {n: make_reader(n if n != "time" else "auto") for n in TIME_VARS if n in index}
+        self._build = make_builder(index, readers)
 
     def parse(self, line: str) -> RawRequest:
         m = self._match(line)
         if m is None:
             raise Rejected(FORMAT_MISMATCH)
-        return self._build(m.groupdict())
+        return self._build(m.groups())
 
 
 def compile_log_format(text: str) -> LineFormat:

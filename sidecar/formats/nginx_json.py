@@ -7,13 +7,15 @@ keys mean what the map says; otherwise each key is read through formats/fields.p
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import orjson
 
 from sidecar.formats.base import LineFormat, Variable
 from sidecar.formats.fields import TIME_VARS, canonical, make_builder
 from sidecar.formats.timestamps import make_reader
 from sidecar.record import RawRequest
-from sidecar.reject import FORMAT_MISMATCH, Rejected
+from sidecar.reject import BAD_FIELD, BAD_IP, BAD_TIMESTAMP, FORMAT_MISMATCH, Rejected
 
 
 class JsonFormat(LineFormat):
@@ -22,7 +24,9 @@ class JsonFormat(LineFormat):
         self.escape = "json"
         self.keys = dict(keys or {})
         self.segments = tuple(Variable(k, c) for k, c in self.keys.items())
-        self._build = make_builder({n: make_reader("auto") for n in TIME_VARS})
+        self._read_ts = {n: make_reader("auto") for n in TIME_VARS}
+        # one generated builder per set of names a line carries (usually one set per log)
+        self._builders: dict[tuple[str, ...], Callable[[Sequence[str | None]], RawRequest]] = {}
 
     def parse(self, line: str) -> RawRequest:
         if line[:1] != "{":
@@ -40,7 +44,25 @@ class JsonFormat(LineFormat):
             if name is None or name in values or value is None or isinstance(value, dict | list):
                 continue
             values[name] = value if isinstance(value, str) else str(value)
-        return self._build(values)
+        names = tuple(values)
+        build = self._builders.get(names)
+        if build is None:
+            build = self._builder(names)
+        return build(list(values.values()))
+
+    def _builder(self, names: tuple[str, ...]) -> Callable[[Sequence[str | None]], RawRequest]:
+        present = set(names)
+        if "remote_addr" not in present:
+            raise Rejected(BAD_IP)
+        if not present & set(TIME_VARS):
+            raise Rejected(BAD_TIMESTAMP)
+        if "status" not in present:
+            raise Rejected(BAD_FIELD)
+        if len(self._builders) >= 64:  # a log whose keys vary without end: stay bounded
+            self._builders.clear()
+        build = make_builder({n: i for i, n in enumerate(names)}, self._read_ts)
+        self._builders[names] = build
+        return build
 
     def learn_keys(self, line: str) -> JsonFormat:
         """A JsonFormat whose rewrite shape is the keys of this (first) line, in order."""

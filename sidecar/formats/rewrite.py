@@ -20,71 +20,72 @@ from sidecar.record import CleanRecord
 
 
 def _target(r: CleanRecord) -> str | None:
-    if r.path is None:
+    if r["path"] is None:
         return None
-    return r.path + ("?" + r.query if r.query else "")
+    return r["path"] + ("?" + r["query"] if r["query"] else "")
 
 
 def _request(r: CleanRecord) -> str | None:
     target = _target(r)
-    if r.method is None or target is None:
+    if r["method"] is None or target is None:
         return None
-    return f"{r.method} {target} {r.protocol}" if r.protocol else f"{r.method} {target}"
+    return f"{r['method']} {target} {r['protocol']}" if r["protocol"] else f"{r['method']} {target}"
 
 
 def _referrer(r: CleanRecord) -> str | None:
-    host = r.referrer_host
+    host = r["referrer_host"]
     if host is None:
         return None
     if "://" in host:  # a non-HTTP referrer keeps its own scheme
         return host + "/"
     if ":" in host:
         host = f"[{host}]"
-    return f"https://{host}{r.referrer_path or '/'}"
+    return f"https://{host}{r['referrer_path'] or '/'}"
 
 
 def _user_agent(r: CleanRecord) -> str | None:
-    if r.user_agent is not None:
-        return r.user_agent
-    if r.ua_browser is None:
+    if r["user_agent"] is not None:
+        return r["user_agent"]
+    if r["ua_browser"] is None:
         return None
-    return f"{r.ua_browser} ({r.ua_os}; {r.ua_device})"
+    return f"{r['ua_browser']} ({r['ua_os']}; {r['ua_device']})"
 
 
 def _forwarded(r: CleanRecord) -> str:
-    return f'for="[{r.client_ip}]"' if ":" in r.client_ip else f"for={r.client_ip}"
+    ip = r["client_ip"]
+    return f'for="[{ip}]"' if ":" in ip else f"for={ip}"
 
 
 def _request_time(r: CleanRecord) -> str | None:
-    return None if r.request_time is None else f"{r.request_time:.3f}"
+    return None if r["request_time"] is None else f"{r['request_time']:.3f}"
 
 
 def _request_time_msec(r: CleanRecord) -> str | None:
-    return None if r.request_time is None else f"{r.request_time * 1000:.3f}"
+    return None if r["request_time"] is None else f"{r['request_time'] * 1000:.3f}"
 
 
 WRITERS: dict[str, Callable[[CleanRecord], str | None]] = {
-    "remote_addr": lambda r: r.client_ip,
-    "http_x_forwarded_for": lambda r: r.client_ip,
-    "http_x_real_ip": lambda r: r.client_ip,
+    "remote_addr": lambda r: r["client_ip"],
+    "http_x_forwarded_for": lambda r: r["client_ip"],
+    "http_x_real_ip": lambda r: r["client_ip"],
     "http_forwarded": _forwarded,
-    "time_local": lambda r: to_time_local(r.ts),
-    "time_iso8601": lambda r: to_iso8601(r.ts),
-    "msec": lambda r: to_msec(r.ts),
-    "time": lambda r: r.ts,
+    "time_local": lambda r: to_time_local(r["ts"]),
+    "time_iso8601": lambda r: to_iso8601(r["ts"]),
+    "msec": lambda r: to_msec(r["ts"]),
+    "time": lambda r: r["ts"],
     "request": _request,
-    "request_method": lambda r: r.method,
+    "request_method": lambda r: r["method"],
     "request_uri": _target,
-    "uri": lambda r: r.path,
-    "args": lambda r: r.query,
-    "server_protocol": lambda r: r.protocol,
-    "status": lambda r: str(r.status),
-    "body_bytes_sent": lambda r: str(r.bytes),
+    "uri": lambda r: r["path"],
+    "args": lambda r: r["query"],
+    "server_protocol": lambda r: r["protocol"],
+    "status": lambda r: str(r["status"]),
+    "body_bytes_sent": lambda r: str(r["bytes"]),
     "request_time": _request_time,
     "request_time_msec": _request_time_msec,
     "http_referer": _referrer,
     "http_user_agent": _user_agent,
-    "host": lambda r: r.host,
+    "host": lambda r: r["host"],
 }
 
 _TEXT_ESCAPES = {i: f"\\x{i:02X}" for i in (*range(0x20), 0x22, 0x7F)}
@@ -125,7 +126,7 @@ class Rewriter:
         return "".join(out)
 
     def _json_line(self, record: CleanRecord) -> str:
-        obj = {}
+        obj: dict[str, object] = {}
         for key, name, write in self._keys:
             value = write(record)
             if value is not None and name in _NUMBERS:

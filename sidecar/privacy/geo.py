@@ -18,7 +18,6 @@ import maxminddb
 
 from sidecar.errors import ConfigError
 from sidecar.privacy.ip import Address, Masker
-from sidecar.record import RawRequest
 
 
 def _iso(value: object) -> str | None:
@@ -68,14 +67,14 @@ class CountryLookup:
         self.masker = masker
         self.fallback = fallback_registered_country
         self.from_truncated = from_truncated
-        self._cache: dict[str, str | None] = {}
+        self.cache: dict[str, str | None] = {}  # struck prefix -> answer (see module doc)
         self._cache_entries = cache_entries
 
     def close(self) -> None:
         self._reader.close()
 
     def country(self, addr: Address, struck: str) -> str | None:
-        cache = self._cache
+        cache = self.cache
         if struck in cache:
             return cache[struck]
         if addr.version == 6 and int(addr) >> 112 == 0x2002:  # 6to4: the IPv4 it carries
@@ -89,16 +88,3 @@ class CountryLookup:
                 cache.clear()
             cache[struck] = code
         return code
-
-
-class Country:
-    """Processor: sets `country` from the full address that privacy.ip resolved."""
-
-    def __init__(self, lookup: CountryLookup | None) -> None:
-        self.lookup = lookup
-
-    def __call__(self, raw: RawRequest, out: dict) -> None:
-        lookup = self.lookup
-        out["country"] = (
-            None if lookup is None else lookup.country(raw.client_addr, out["client_ip"])
-        )

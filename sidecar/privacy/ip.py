@@ -152,8 +152,9 @@ def chain_of(raw: RawRequest, header: str) -> list[str]:
 
 
 class ClientIp:
-    """Processor: resolves the client (trusted proxies), sets `client_ip` (struck) and keeps the
-    full address on the raw record, for the country lookup only."""
+    """Rule: the client of a request (trusted proxies), as (full address, struck text).
+
+    The full address is for the country lookup only; the struck text is `client_ip`."""
 
     def __init__(
         self,
@@ -165,7 +166,7 @@ class ClientIp:
         self.masker = masker
         self.trusted = trusted
         self.header = real_ip_header
-        self._resolve = lru_cache(maxsize=cache_entries)(self._resolve_uncached)
+        self.resolve = lru_cache(maxsize=cache_entries)(self._resolve_uncached)
 
     def _resolve_uncached(self, token: str) -> tuple[Address, str] | None:
         addr = parse_ip(token)
@@ -187,8 +188,9 @@ class ClientIp:
                 break
         return client
 
-    def __call__(self, raw: RawRequest, out: dict) -> None:
-        resolved = self._resolve(self.client_token(raw))
+    def __call__(self, raw: RawRequest) -> tuple[Address, str]:
+        """(full address, struck text); `Rejected(bad_ip)` when the client is not an address."""
+        resolved = self.resolve(raw.remote_addr if self.trusted.empty else self.client_token(raw))
         if resolved is None:
             raise Rejected(BAD_IP)
-        raw.client_addr, out["client_ip"] = resolved
+        return resolved

@@ -79,19 +79,3 @@ class LiteralMasker:
 
 def _digits(text: str) -> str:
     return text[:3] if len(text) > 3 else text
-
-
-class Literals:
-    """Processor: strikes IP literals in every free-text field the clean record keeps."""
-
-    FIELDS = ("host", "path", "query", "referrer_host", "referrer_path")
-
-    def __init__(self, literal_masker: LiteralMasker) -> None:
-        self.mask = literal_masker.mask
-
-    def __call__(self, raw: object, out: dict) -> None:
-        mask = self.mask
-        for name in self.FIELDS:
-            value = out[name]
-            if value:
-                out[name] = mask(value)

@@ -6,16 +6,15 @@ query strings are dropped with everything else. Names are compared after percent
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import unquote_plus
-
-from sidecar.record import RawRequest
 
 
 class Query:
-    """Processor: sets `query` to the allowlisted `name=value` pairs, or None."""
+    """Rule: `filter(query)` -> the allowlisted `name=value` pairs, or None."""
 
-    def __init__(self, allow: Sequence[str] = ()) -> None:
+    def __init__(self, allow: Sequence[str] = (), strike: Callable[[str], str] = str) -> None:
+        self.strike = strike  # privacy.literals: IP literals in the kept values
         self.exact = frozenset(a for a in allow if not a.endswith("*"))
         self.prefixes = tuple(a[:-1] for a in allow if a.endswith("*"))
         self.enabled = bool(allow)
@@ -34,7 +33,4 @@ class Query:
         if not query or not self.enabled:
             return None
         kept = [p for p in query.split("&") if p and self.allowed(p.partition("=")[0])]
-        return "&".join(kept) if kept else None
-
-    def __call__(self, raw: RawRequest, out: dict) -> None:
-        out["query"] = self.filter(raw.query)
+        return self.strike("&".join(kept)) if kept else None

@@ -6,15 +6,14 @@
 - Userinfo, ports, queries (search terms) and fragments never survive.
 - A non-HTTP referrer (`android-app://com.example.app/`) keeps scheme and host.
 - Anything without a host (`-`, `about:blank`, `data:`) is dropped.
+- IP literals left in the kept host or path are struck (privacy.literals).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from urllib.parse import urlsplit
-
-from sidecar.record import RawRequest
 
 _NOT_HOST = frozenset('<>"\\/?#%@{}|^`')
 
@@ -32,22 +31,29 @@ def _host_of(netloc: str) -> str | None:
 
 
 class Referrer:
-    """Processor: sets `referrer_host` and `referrer_path`."""
+    """Rule: `reduce(referrer)` -> (`referrer_host`, `referrer_path`), cached per referrer."""
 
     def __init__(
         self,
         first_party_hosts: Sequence[str] = (),
         third_party: str = "host",
         cache_entries: int = 65536,
+        strike: Callable[[str], str] = str,
     ) -> None:
+        self.strike = strike  # privacy.literals: IP literals in the kept host and path
         self.first_party = tuple(h.lower().rstrip(".") for h in first_party_hosts)
         self.keep_third_party = third_party == "host"
         self.reduce = (
-            lru_cache(maxsize=cache_entries)(self._reduce) if cache_entries else self._reduce
+            lru_cache(maxsize=cache_entries)(self._struck) if cache_entries else self._struck
         )
 
     def is_first_party(self, host: str) -> bool:
         return any(host == fp or host.endswith("." + fp) for fp in self.first_party)
+
+    def _struck(self, referrer: str) -> tuple[str | None, str | None]:
+        host, path = self._reduce(referrer)
+        strike = self.strike
+        return (strike(host) if host else host), (strike(path) if path else path)
 
     def _reduce(self, referrer: str) -> tuple[str | None, str | None]:
         ref = referrer.strip()
@@ -72,10 +78,3 @@ class Referrer:
             path = parts.path.partition(";")[0] or "/"
             return host, path
         return (host if self.keep_third_party else None), None
-
-    def __call__(self, raw: RawRequest, out: dict) -> None:
-        ref = raw.referrer
-        if ref is None:
-            out["referrer_host"] = out["referrer_path"] = None
-        else:
-            out["referrer_host"], out["referrer_path"] = self.reduce(ref)

@@ -1,25 +1,27 @@
-"""The privacy stage: a chain of small processors, built from config, RawRequest -> CleanRecord.
+"""The privacy stage: RawRequest -> CleanRecord, every field of the clean record made here.
 
-Each processor is a callable `(raw, out)` that fills its fields of `out` from the raw record
-(structlog's processor chain is the model). The order is fixed and meaningful: the client IP is
-resolved before the country is looked up from it; IP literals are struck after every other
-rule has shaped the free-text fields. Nothing but the `CleanRecord` leaves `scrub`.
+Each rule lives in its own module, is configured from its own config section and tested on its
+own (ip, geo, referrer, query, literals, useragent). This module composes them and is the one
+place that says where each clean field comes from; a field not written here cannot exist.
+Order matters once: the client is resolved (trusted proxies) before its country is looked up
+from the full address, which is then dropped with the raw record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sidecar.config import Config
-from sidecar.privacy.geo import Country, CountryLookup
+from sidecar.privacy.geo import CountryLookup
 from sidecar.privacy.ip import ClientIp, Masker, TrustedProxies
-from sidecar.privacy.literals import LiteralMasker, Literals
+from sidecar.privacy.literals import LiteralMasker
 from sidecar.privacy.query import Query
 from sidecar.privacy.referrer import Referrer
 from sidecar.privacy.useragent import UserAgent
 from sidecar.record import CleanRecord, RawRequest
+from sidecar.reject import BAD_IP, Rejected
 
-Processor = Callable[[RawRequest, dict], None]
+_MISS = object()
+_NONE2 = (None, None)
+_NONE3 = (None, None, None)
 
 
 def open_country_lookup(config: Config, masker: Masker) -> CountryLookup | None:
@@ -42,28 +44,72 @@ class PrivacyStage:
     def __init__(self, config: Config, lookup: CountryLookup | None = None) -> None:
         self.masker = Masker(config.ip.ipv4_prefix_bits, config.ip.ipv6_prefix_bits)
         self.literal_masker = LiteralMasker(self.masker)
-        self.processors: tuple[Processor, ...] = (
-            ClientIp(
-                self.masker, TrustedProxies(config.ip.trusted_proxies), config.ip.real_ip_header
-            ),
-            Country(lookup),
-            Referrer(config.referrer.first_party_hosts, config.referrer.third_party),
-            Query(config.query.allow),
-            Literals(self.literal_masker),
-            UserAgent(config.useragent.mode, config.useragent.cache_entries),
+        self.client = ClientIp(
+            self.masker, TrustedProxies(config.ip.trusted_proxies), config.ip.real_ip_header
         )
+        self.lookup = lookup
+        self.referrer = Referrer(
+            config.referrer.first_party_hosts,
+            config.referrer.third_party,
+            strike=self.literal_masker.mask,
+        )
+        self.query = Query(config.query.allow, strike=self.literal_masker.mask)
+        self.useragent = UserAgent(config.useragent.mode, config.useragent.cache_entries)
+        # hot-path bindings: scrub runs once per line
+        self._direct = self.client.trusted.empty
+        self._resolve = self.client.resolve
+        self._countries = lookup.cache if lookup is not None else {}
+        self._country = lookup.country if lookup is not None else (lambda addr, struck: None)
+        self._reduce = self.referrer.reduce
+        self._filter = self.query.filter if self.query.enabled else None
+        self._strike = self.literal_masker.mask
+        self._coarse = self.useragent.coarse if config.useragent.mode != "drop" else None
+        self._keep_ua = config.useragent.mode == "keep"
 
     def scrub(self, raw: RawRequest) -> CleanRecord:
-        out = {
-            "ts": raw.ts,
-            "method": raw.method,
-            "host": raw.host,
-            "path": raw.path,
-            "protocol": raw.protocol,
-            "status": raw.status,
-            "bytes": raw.bytes,
-            "request_time": raw.request_time,
-        }
-        for processor in self.processors:
-            processor(raw, out)
-        return CleanRecord(**out)
+        # client address: struck; its country from the full address
+        resolved = self._resolve(raw.remote_addr) if self._direct else self._client_of(raw)
+        if resolved is None:
+            raise Rejected(BAD_IP)
+        addr, client_ip = resolved
+        country = self._countries.get(client_ip, _MISS)
+        if country is _MISS:
+            country = self._country(addr, client_ip)
+        # free text: IP literals struck; referrer reduced; query allowlisted
+        strike = self._strike
+        host, path = raw.host, raw.path
+        if host:
+            host = strike(host)
+        if path:
+            path = strike(path)
+        referrer = raw.referrer
+        referrer_host, referrer_path = self._reduce(referrer) if referrer else _NONE2
+        query = raw.query
+        if query is not None:
+            query = self._filter(query) if self._filter is not None else None
+        # user agent: families only
+        ua = raw.user_agent
+        coarse = self._coarse
+        browser, os_family, device = coarse(ua) if ua and coarse is not None else _NONE3
+        return CleanRecord(
+            ts=raw.ts,
+            client_ip=client_ip,
+            country=country,
+            method=raw.method,
+            host=host,
+            path=path,
+            query=query,
+            protocol=raw.protocol,
+            status=raw.status,
+            bytes=raw.bytes,
+            request_time=raw.request_time,
+            referrer_host=referrer_host,
+            referrer_path=referrer_path,
+            ua_browser=browser,
+            ua_os=os_family,
+            ua_device=device,
+            user_agent=ua if self._keep_ua else None,
+        )
+
+    def _client_of(self, raw: RawRequest):
+        return self._resolve(self.client.client_token(raw))

@@ -13,8 +13,6 @@ from functools import lru_cache
 
 import ua_parser
 
-from sidecar.record import RawRequest
-
 DEVICE_CLASSES = ("desktop", "mobile", "tablet", "tv", "console", "bot", "other")
 
 _TV = (
@@ -74,15 +72,8 @@ def coarse(ua: str) -> tuple[str | None, str | None, str | None]:
 
 
 class UserAgent:
-    """Processor: sets `ua_browser`, `ua_os`, `ua_device` and (mode `keep` only) `user_agent`."""
+    """Rule: `coarse(ua)` -> (browser, OS, device class), cached per user-agent string."""
 
     def __init__(self, mode: str = "coarse", cache_entries: int = 65536) -> None:
         self.mode = mode
         self.coarse = lru_cache(maxsize=cache_entries)(coarse) if cache_entries else coarse
-
-    def __call__(self, raw: RawRequest, out: dict) -> None:
-        if self.mode == "drop" or raw.user_agent is None:
-            out["ua_browser"] = out["ua_os"] = out["ua_device"] = out["user_agent"] = None
-            return
-        out["ua_browser"], out["ua_os"], out["ua_device"] = self.coarse(raw.user_agent)
-        out["user_agent"] = raw.user_agent if self.mode == "keep" else None
