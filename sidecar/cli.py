@@ -85,6 +85,7 @@ def cmd_pipe(args: argparse.Namespace) -> int:
     check_inputs(files)
     stage = PrivacyStage(cfg, open_country_lookup(cfg, stage_masker(cfg)))
     rejects_out = _open_for_writing(args.rejects, "--rejects") if args.rejects else None
+    stats_out = _open_for_writing(args.stats, "--stats", binary=True) if args.stats else None
 
     chunks = Chunks((open_input(f) for f in files), cfg.input.max_line_bytes)
     stream = iter(chunks)
@@ -127,9 +128,9 @@ def cmd_pipe(args: argparse.Namespace) -> int:
         for warning in chunks.warnings:
             print(f"sidecar: warning: {warning}", file=sys.stderr)
         print(stats.summary(), file=sys.stderr)
-        if args.stats:
-            with _open_for_writing(args.stats, "--stats", binary=True) as fh:
-                fh.write(orjson.dumps(stats.as_dict()) + b"\n")
+        if stats_out is not None:
+            with stats_out:
+                stats_out.write(orjson.dumps(stats.as_dict()) + b"\n")
     return 0
 
 

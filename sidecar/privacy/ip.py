@@ -131,9 +131,11 @@ class TrustedProxies:
 
 
 def forwarded_for(header: str) -> list[str]:
-    """The `for=` values of an RFC 7239 Forwarded header, first hop first."""
+    """The `for=` values of an RFC 7239 Forwarded header, first hop first.
+
+    nginx logs a quote inside a value as `\\x22`; it is read as the quote it stands for."""
     hops = []
-    for element in header.split(","):
+    for element in header.replace("\\x22", '"').split(","):
         for pair in element.split(";"):
             name, _, value = pair.strip().partition("=")
             if name.lower() == "for":
