@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
@@ -80,7 +81,7 @@ def test_embedded_database_matches_its_source(embedded_db: Path, version: int, n
     assert not mismatches, mismatches[:10]
     # the gaps between ranges have no country
     gaps = [
-        (a[1] + 1, b[0] - 1) for a, b in zip(ranges, ranges[1:], strict=False) if b[0] > a[1] + 1
+        (a[1] + 1, b[0] - 1) for a, b in itertools.pairwise(ranges) if b[0] > a[1] + 1
     ]
     for low, high in rng.sample(gaps, min(2000, len(gaps))):
         assert _iso(reader, make(low)) is None and _iso(reader, make(high)) is None
