@@ -20,9 +20,9 @@ from sidecar import config as config_mod
 from sidecar.errors import SidecarError, UsageError
 from sidecar.formats.registry import NAMES as FORMAT_NAMES
 from sidecar.formats.registry import resolve as resolve_format
-from sidecar.pipeline import ChunkResult, LinePipeline, detect_format, run
+from sidecar.pipeline import ChunkResult, LinePipeline, fit_format, run
 from sidecar.privacy.stage import PrivacyStage, open_country_lookup
-from sidecar.sources.files import Chunks, check_inputs, open_input
+from sidecar.sources.files import Chunks, check_inputs, open_inputs
 from sidecar.stats import Progress, Stats
 
 EXIT_SIGPIPE = 141
@@ -87,21 +87,18 @@ def cmd_pipe(args: argparse.Namespace) -> int:
     rejects_out = _open_for_writing(args.rejects, "--rejects") if args.rejects else None
     stats_out = _open_for_writing(args.stats, "--stats", binary=True) if args.stats else None
 
-    chunks = Chunks((open_input(f) for f in files), cfg.input.max_line_bytes)
+    chunks = Chunks(open_inputs(files), cfg.input.max_line_bytes)
     stream = iter(chunks)
-    if fmt is None:
-        first = next(stream, None)
-        if first is None:
-            stream = iter(())
-        else:
-            fmt = detect_format(first)
-            stream = itertools.chain([first], stream)
-            if fmt is None:
-                print(
-                    "sidecar: warning: no known log format matched the first lines; every line "
-                    "is rejected (format_mismatch). Name the format with --format.",
-                    file=sys.stderr,
-                )
+    first = next(stream, None)
+    if first is not None:
+        stream = itertools.chain([first], stream)
+        fmt = fit_format(fmt, first)
+        if fmt is None:
+            print(
+                "sidecar: warning: no known log format matched the first lines; every line "
+                "is rejected (format_mismatch). Name the format with --format.",
+                file=sys.stderr,
+            )
     pipeline = LinePipeline(
         fmt, stage, cfg.pipe.output, cfg.input.max_line_bytes, keep_rejects=rejects_out is not None
     )

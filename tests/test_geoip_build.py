@@ -80,8 +80,6 @@ def test_embedded_database_matches_its_source(embedded_db: Path, version: int, n
             mismatches.append((str(make(value)), want, got))
     assert not mismatches, mismatches[:10]
     # the gaps between ranges have no country
-    gaps = [
-        (a[1] + 1, b[0] - 1) for a, b in itertools.pairwise(ranges) if b[0] > a[1] + 1
-    ]
+    gaps = [(a[1] + 1, b[0] - 1) for a, b in itertools.pairwise(ranges) if b[0] > a[1] + 1]
     for low, high in rng.sample(gaps, min(2000, len(gaps))):
         assert _iso(reader, make(low)) is None and _iso(reader, make(high)) is None

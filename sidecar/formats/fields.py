@@ -98,13 +98,19 @@ def split_target(target: str) -> tuple[str | None, str | None, str | None]:
     if target[:1] != "/":
         scheme, sep, rest = target.partition("://")
         if sep and scheme.isalpha():
-            authority, slash, rest = rest.partition("/")
-            host = authority.rpartition("@")[2].lower() or None
-            target = slash + rest
+            end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+            authority, rest = rest[:end], rest[end:]
+            host = _host(authority.rpartition("@")[2])  # no userinfo, no port
+            target = rest if rest.startswith("/") else "/" + rest
         elif target != "*":
             return None, None, None
     path, _, query = target.partition("?")
     return host, path.partition("#")[0] or "/", query.partition("#")[0] or None
+
+
+def _is_method(method: str) -> bool:
+    """An HTTP method token as servers log it: upper-case ASCII letters, at most 16."""
+    return method.isascii() and method.isalpha() and method.isupper() and len(method) <= 16
 
 
 def split_request(
@@ -121,7 +127,7 @@ def split_request(
         protocol = None
     else:
         return None, None, None, None, None
-    if not (method.isascii() and method.isalpha() and method.isupper() and len(method) <= 16):
+    if not _is_method(method):
         return None, None, None, None, None
     host, path, query = split_target(target)
     if path is None:
@@ -129,13 +135,17 @@ def split_request(
     return method, host, path, query, protocol
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def _int(value: str | None, default: int) -> int:
+    """A count as logs write it: ASCII digits only (int() would take "+5", "1_000", "-5")."""
     if value is None or value == "-" or value == "":
         return default
-    try:
-        return int(value)
-    except ValueError:
-        raise Rejected(BAD_FIELD) from None
+    if not (value.isascii() and value.isdigit()):
+        raise Rejected(BAD_FIELD)
+    return int(value)
 
 
 def _float(value: str | None) -> float | None:
@@ -179,6 +189,8 @@ def _target_parts(g, i_method, i_proto, i_uri, i_path, i_args):
     """(method, host, path, query, protocol) from separate variables (no `$request`)."""
     host = None
     method = _none_if_dash(g[i_method]) if i_method is not None else None
+    if method is not None and not _is_method(method):
+        method = None
     protocol = _none_if_dash(g[i_proto]) if i_proto is not None else None
     target = g[i_uri] if i_uri is not None else None
     if target is not None and target != "-":
@@ -258,10 +270,10 @@ def make_builder(
             "    if not remote:\n        raise Rejected(BAD_IP)",
             *read_time,
             *request,
-            "    try:",
-            f"        status = int(g[{at['status']}])",
-            "    except (TypeError, ValueError):\n        raise Rejected(BAD_FIELD) from None",
-            "    if not 0 <= status <= 999:\n        raise Rejected(BAD_FIELD)",
+            f"    status = g[{at['status']}]",
+            "    if status is None or not (len(status) <= 3 and _digits(status)):",
+            "        raise Rejected(BAD_FIELD)",
+            "    status = int(status)",
             *request_time,
             "    return RawRequest(",
             "        remote, ts, method, path, query, protocol, status,",
@@ -289,6 +301,7 @@ def make_builder(
         "_int": _int,
         "_host": _host,
         "_none_if_dash": _none_if_dash,
+        "_digits": _digits,
     }
     exec(compile(source, "<sidecar.formats.fields.build>", "exec"), namespace)
     build = namespace["build"]

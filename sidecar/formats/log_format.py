@@ -20,7 +20,8 @@ from sidecar.record import RawRequest
 from sidecar.reject import FORMAT_MISMATCH, Rejected
 
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-_JSON_PAIR = re.compile(r'"([^"]+)"\s*:\s*"?\$\{?(\w+)\}?"?')
+# `"key": "$var"` or `"key": $var`, the value being that one variable and nothing else
+_JSON_PAIR = re.compile(r'"([^"]+)"\s*:\s*(?:"\$\{?(\w+)\}?"|\$\{?(\w+)\}?)\s*[,}]')
 
 
 def parse_directive(text: str) -> tuple[str, str, str]:
@@ -59,9 +60,9 @@ def tokenize(template: str) -> tuple[Segment, ...]:
     return tuple(segments)
 
 
-def _value_pattern(var: Variable, after: Segment | None, escape: str) -> str:
+def _value_pattern(var: Variable, after: Segment | None, escape: str, tail: bool) -> str:
     if after is None:
-        return ".*"
+        return r"[^ \t]*" if tail else ".*"  # with trailing fields allowed, stop at a blank
     if isinstance(after, Variable) or not after.text:
         return ".*?"
     delim = after.text[0]
@@ -107,7 +108,7 @@ class TemplateFormat(LineFormat):
                 parts.append(re.escape(seg.text))
                 continue
             after = self.segments[i + 1] if i + 1 < len(self.segments) else None
-            pattern = _value_pattern(seg, after, escape)
+            pattern = _value_pattern(seg, after, escape, tolerate_tail)
             if seg.canonical and seg.canonical not in index:
                 index[seg.canonical] = len(index)
                 parts.append(f"({pattern})")
@@ -132,7 +133,8 @@ def compile_log_format(text: str) -> LineFormat:
     if template.lstrip().startswith("{"):
         from sidecar.formats.nginx_json import JsonFormat
 
-        keys = {key: var for key, var in _JSON_PAIR.findall(template)}
+        # a key whose value is not exactly one variable ("$request_method $uri") is not read
+        keys = {key: quoted or bare for key, quoted, bare in _JSON_PAIR.findall(template)}
         if not keys:
             raise UsageError(f'--format {name}: a JSON log format with no "key":"$variable"')
         return JsonFormat(name, {key: canonical(var) for key, var in keys.items()})

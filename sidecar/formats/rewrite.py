@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import orjson
 
-from sidecar.formats.base import LineFormat, Literal
+from sidecar.formats.base import LineFormat, Literal, Variable
 from sidecar.formats.timestamps import to_iso8601, to_msec, to_time_local
 from sidecar.record import CleanRecord
 
@@ -88,8 +88,11 @@ WRITERS: dict[str, Callable[[CleanRecord], str | None]] = {
     "host": lambda r: r["host"],
 }
 
+_JSON_DEFAULT = frozenset({"remote_addr", "time_iso8601", "request", "status", "body_bytes_sent",
+                           "request_time", "http_referer", "http_user_agent", "host"})  # fmt: skip
 _TEXT_ESCAPES = {i: f"\\x{i:02X}" for i in (*range(0x20), 0x22, 0x7F)}
-_NUMBERS = {"status": int, "body_bytes_sent": int, "request_time": float}
+_NUMBERS = {"status": int, "body_bytes_sent": int, "request_time": float,
+            "request_time_msec": float}  # fmt: skip
 
 
 class Rewriter:
@@ -98,8 +101,11 @@ class Rewriter:
     def __init__(self, fmt: LineFormat) -> None:
         self.fmt = fmt
         self.json = fmt.escape == "json" and not any(isinstance(s, Literal) for s in fmt.segments)
+        segments = fmt.segments
+        if self.json and not segments:  # keys unknown: write nginx's own variable names
+            segments = tuple(Variable(name, name) for name in WRITERS if name in _JSON_DEFAULT)
         plan: list[str | Callable[[CleanRecord], str | None]] = []
-        for seg in fmt.segments:
+        for seg in segments:
             if isinstance(seg, Literal):
                 plan.append(seg.text)
             elif seg.canonical in WRITERS:
@@ -109,7 +115,7 @@ class Rewriter:
         self._plan = plan
         self._keys = [
             (s.name, s.canonical, WRITERS[s.canonical])
-            for s in fmt.segments
+            for s in segments
             if not isinstance(s, Literal) and s.canonical in WRITERS
         ]
 

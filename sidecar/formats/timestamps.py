@@ -30,11 +30,15 @@ def _time_local(text: str) -> str:
     if len(s) != 26 or s[2] != "/" or s[6] != "/" or s[11] != ":" or s[20] != " ":
         raise ValueError("not a $time_local")
     sign = s[21]
-    if sign not in "+-" or not (s[22:26].isascii() and s[22:26].isdigit()):
+    digits = s[0:2] + s[7:11] + s[12:14] + s[15:17] + s[18:20] + s[22:26]
+    if sign not in "+-" or not (digits.isascii() and digits.isdigit()):
+        raise ValueError("not a $time_local")  # int() would take " 1", "+1", non-ASCII digits
+    off_hours, off_minutes = int(s[22:24]), int(s[24:26])
+    if off_hours > 23 or off_minutes > 59:
         raise ValueError("bad offset")
     month = _MONTHS.get(s[3:6], 0)
     dt = datetime(int(s[7:11]), month, int(s[0:2]), int(s[12:14]), int(s[15:17]), int(s[18:20]))
-    offset = timedelta(hours=int(s[22:24]), minutes=int(s[24:26]))
+    offset = timedelta(hours=off_hours, minutes=off_minutes)
     return rfc3339(dt - offset if sign == "+" else dt + offset)
 
 

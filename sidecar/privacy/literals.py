@@ -23,6 +23,7 @@ _CANDIDATE = re.compile(
     r"|(?P<v6>[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:]*(?:\.\d+){0,3}(?:%[0-9A-Za-z._~-]+)?)"
 )
 _SAFE = "/:@!$&'()*+,;=-._~?"
+_TIME_LIKE = re.compile(r"\d{1,4}(?::\d{2}){1,3}(?:\.\d+)?")  # 2012:16:42:07, 10:00:00.123
 
 
 class LiteralMasker:
@@ -71,7 +72,7 @@ class LiteralMasker:
         addr = parse_ip(run)
         if addr is not None:
             return self.masker.mask(addr)
-        if run.count(":") >= 3:
+        if run.count(":") >= 3 and not _TIME_LIKE.fullmatch(run):
             groups = run.split(":")
             return ":".join(groups[:3]) + "::"
         return run

@@ -11,6 +11,7 @@ import bz2
 import gzip
 import io
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
@@ -18,25 +19,38 @@ from sidecar.errors import UsageError
 
 CHUNK_BYTES = 1 << 20
 
-_MAGIC = {b"\x1f\x8b": gzip.GzipFile, b"BZ": bz2.BZ2File}
 
-
-def _decompressing(stream: BinaryIO) -> BinaryIO:
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)
-    head = buffered.peek(3)[:3]
+def _kind(head: bytes) -> str:
     if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
-    if head == b"BZh":
-        return bz2.BZ2File(buffered, mode="rb")  # type: ignore[return-value]
-    return buffered
+        return "gzip"
+    if head[:3] == b"BZh":
+        return "bzip2"
+    return "plain"
+
+
+def _decompressing(stream: io.BufferedReader) -> BinaryIO:
+    kind = _kind(stream.peek(3)[:3])
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    if kind == "bzip2":
+        return bz2.BZ2File(stream, mode="rb")  # type: ignore[return-value]
+    return stream
 
 
 def open_input(path: str) -> BinaryIO:
-    """A binary stream for a path (`-`: stdin), decompressed when it is gzip or bzip2."""
+    """A binary stream for a path (`-`: stdin), decompressed when it is gzip or bzip2.
+
+    Compression is told by the first bytes, not the name. Closing the stream closes the file."""
     if path == "-":
-        return _decompressing(sys.stdin.buffer)
+        return _decompressing(sys.stdin.buffer)  # type: ignore[arg-type]
     try:
-        return _decompressing(open(path, "rb"))
+        with open(path, "rb") as fh:
+            kind = _kind(fh.read(3))
+        if kind == "gzip":
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        if kind == "bzip2":
+            return bz2.open(path, "rb")  # type: ignore[return-value]
+        return open(path, "rb")
     except FileNotFoundError:
         raise UsageError(f"input file {path!r} not found") from None
     except IsADirectoryError:
@@ -52,37 +66,71 @@ def check_inputs(paths: Iterable[str]) -> None:
             open_input(path).close()
 
 
+Input = BinaryIO | tuple[str, BinaryIO]  # a stream, or (name for messages, stream)
+
+
+def open_inputs(paths: Iterable[str]) -> Iterator[tuple[str, BinaryIO]]:
+    """(name, stream) for each path, opened only when its turn comes."""
+    for path in paths:
+        yield ("stdin" if path == "-" else path), open_input(path)
+
+
 class Chunks:
-    """Iterates newline-aligned chunks over streams; `too_long` counts skipped long lines."""
+    """Newline-aligned chunks of the inputs, read in turn; each stream is closed when read
+    (stdin excepted).
+
+    `too_long` counts skipped over-long lines; `warnings` says which compressed inputs ended
+    early or were corrupt (what was read before the damage is kept).
+    """
 
     def __init__(
-        self, streams: Iterable[BinaryIO], max_line_bytes: int, chunk_bytes: int = CHUNK_BYTES
-    ):
-        self.streams = streams
+        self, inputs: Iterable[Input], max_line_bytes: int, chunk_bytes: int = CHUNK_BYTES
+    ) -> None:
+        self.inputs = inputs
         self.max_line_bytes = max_line_bytes
         self.chunk_bytes = chunk_bytes
         self.too_long = 0
         self.warnings: list[str] = []
 
     def __iter__(self) -> Iterator[bytes]:
-        for stream in self.streams:
-            yield from self._one(stream)
-
-    def _one(self, stream: BinaryIO) -> Iterator[bytes]:
-        pending = b""
-        skipping = False  # inside an over-long line, until its newline
-        while True:
+        for item in self.inputs:
+            name, stream = (
+                item if isinstance(item, tuple) else (getattr(item, "name", "input"), item)
+            )
             try:
-                data = stream.read(self.chunk_bytes)
-            except (EOFError, OSError, ValueError) as exc:  # a truncated or corrupt .gz/.bz2
-                name = getattr(stream, "name", None) or "stdin"
+                yield from self._one(stream, str(name))
+            finally:
+                if name != "stdin":
+                    stream.close()
+
+    def _read(self, stream: BinaryIO, name: str) -> Iterator[bytes]:
+        """Pieces of decompressed input, up to a chunk each; stops early on a damaged stream."""
+        while True:
+            pieces: list[bytes] = []
+            size = 0
+            try:
+                while size < self.chunk_bytes:
+                    piece = stream.read1(self.chunk_bytes - size)  # type: ignore[attr-defined]
+                    if not piece:
+                        break
+                    pieces.append(piece)
+                    size += len(piece)
+            except (EOFError, OSError, ValueError, zlib.error) as exc:  # truncated or corrupt
                 self.warnings.append(
                     f"input {name}: compressed stream ends early or is corrupt "
                     f"({type(exc).__name__}); kept what was read before it"
                 )
-                break
-            if not data:
-                break
+                if pieces:
+                    yield b"".join(pieces)
+                return
+            if not pieces:
+                return
+            yield b"".join(pieces)
+
+    def _one(self, stream: BinaryIO, name: str) -> Iterator[bytes]:
+        pending = b""
+        skipping = False  # inside an over-long line, until its newline
+        for data in self._read(stream, name):
             if skipping:
                 nl = data.find(b"\n")
                 if nl < 0:

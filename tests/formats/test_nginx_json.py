@@ -1,0 +1,255 @@
+"""formats.nginx_json: one JSON object per line, keys read through the aliases or a key map."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sidecar.formats.base import Variable
+from sidecar.formats.nginx_json import JsonFormat
+from sidecar.record import RawRequest
+from sidecar.reject import Rejected
+from tests.conftest import MATOMO_LOGS
+
+BASE = {"ip": "192.0.2.1", "date": "2026-11-24T10:00:00+01:00", "status": 200}
+TS = "2026-11-24T09:00:00.000Z"
+
+
+def _raw(r: RawRequest) -> dict:
+    return {n: getattr(r, n) for n in RawRequest.__slots__ if getattr(r, n) is not None}
+
+
+def _line(obj: dict) -> str:
+    return json.dumps(obj)
+
+
+@pytest.mark.parametrize(
+    "obj, fields",
+    [
+        # nginx's own variable names
+        (
+            {
+                "remote_addr": "192.0.2.1",
+                "time_iso8601": "2026-11-24T10:00:00+01:00",
+                "request": "GET /a?b HTTP/1.1",
+                "status": 200,
+                "body_bytes_sent": 12,
+                "request_time": 0.25,
+                "http_referer": "https://ex.example/",
+                "http_user_agent": "curl/8",
+                "http_x_forwarded_for": "203.0.113.9",
+                "host": "video.example.com",
+            },
+            {
+                "remote_addr": "192.0.2.1",
+                "ts": TS,
+                "method": "GET",
+                "path": "/a",
+                "query": "b",
+                "protocol": "HTTP/1.1",
+                "status": 200,
+                "bytes": 12,
+                "request_time": 0.25,
+                "referrer": "https://ex.example/",
+                "user_agent": "curl/8",
+                "x_forwarded_for": "203.0.113.9",
+                "host": "video.example.com",
+            },
+        ),
+        # Matomo's keys: ip, date, path + method, status as a string, length,
+        # generation_time_milli (milliseconds -> request_time in seconds)
+        (
+            {
+                "ip": "192.0.2.1",
+                "date": "2026-11-24T10:00:00+01:00",
+                "path": "/a?b=1",
+                "method": "POST",
+                "status": "404",
+                "length": 12,
+                "generation_time_milli": 250,
+                "referrer": "http://ex.example/",
+                "user_agent": "curl/8",
+            },
+            {
+                "remote_addr": "192.0.2.1",
+                "ts": TS,
+                "method": "POST",
+                "path": "/a",
+                "query": "b=1",
+                "status": 404,
+                "bytes": 12,
+                "request_time": 0.25,
+                "referrer": "http://ex.example/",
+                "user_agent": "curl/8",
+            },
+        ),
+        # status as int or string, bytes as string, time as $msec number
+        (
+            {"client_ip": "2001:db8::1", "ts": 1795510800.25, "status": 301, "bytes": "7"},
+            {
+                "remote_addr": "2001:db8::1",
+                "ts": "2026-11-24T09:00:00.250Z",
+                "status": 301,
+                "bytes": 7,
+            },
+        ),
+        # time as a $time_local string, url with an absolute URI
+        (
+            {
+                "ip": "192.0.2.1",
+                "@timestamp": "24/Nov/2026:10:00:00 +0100",
+                "url": "https://Cdn.Example/v.mp4?tok=1",
+                "status": "200",
+            },
+            {
+                "remote_addr": "192.0.2.1",
+                "ts": TS,
+                "host": "cdn.example",
+                "path": "/v.mp4",
+                "query": "tok=1",
+                "status": 200,
+                "bytes": 0,
+            },
+        ),
+        # $uri and $args
+        (
+            {**BASE, "uri": "/p", "args": "a=1"},
+            {
+                "remote_addr": "192.0.2.1",
+                "ts": TS,
+                "path": "/p",
+                "query": "a=1",
+                "status": 200,
+                "bytes": 0,
+            },
+        ),
+        # request_time wins over generation_time_milli; duration is an alias
+        (
+            {**BASE, "request_time": 0.1, "generation_time_milli": 250},
+            {"remote_addr": "192.0.2.1", "ts": TS, "status": 200, "bytes": 0, "request_time": 0.1},
+        ),
+        (
+            {**BASE, "duration": "1.5"},
+            {"remote_addr": "192.0.2.1", "ts": TS, "status": 200, "bytes": 0, "request_time": 1.5},
+        ),
+        # nested values, lists and nulls are ignored; the first of two spellings is read
+        (
+            {
+                **BASE,
+                "user_agent": {"family": "Firefox"},
+                "referrer": ["https://a.example/"],
+                "host": None,
+                "request": {"uri": "/nested"},
+                "remote_ip": "198.51.100.99",
+            },
+            {"remote_addr": "192.0.2.1", "ts": TS, "status": 200, "bytes": 0},
+        ),
+        (
+            {"ip": None, "remote_addr": "192.0.2.7", "date": BASE["date"], "status": 200},
+            {"remote_addr": "192.0.2.7", "ts": TS, "status": 200, "bytes": 0},
+        ),
+        # unknown keys (cookies, users, upstreams) are not read
+        (
+            {**BASE, "remote_user": "alice", "http_cookie": "sid=1", "upstream_addr": "10.0.0.1"},
+            {"remote_addr": "192.0.2.1", "ts": TS, "status": 200, "bytes": 0},
+        ),
+    ],
+)
+def test_generic_keys(obj: dict, fields: dict) -> None:
+    assert _raw(JsonFormat().parse(_line(obj))) == fields
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("[1, 2]", "format_mismatch"),  # not an object
+        ('"a string"', "format_mismatch"),
+        ("42", "format_mismatch"),
+        ("null", "format_mismatch"),
+        ("{bad json", "format_mismatch"),  # invalid JSON
+        ('{"ip": "192.0.2.1",}', "format_mismatch"),
+        (' {"ip": "192.0.2.1"}', "format_mismatch"),  # leading blank: not an object line
+        ("", "format_mismatch"),
+        ('192.0.2.1 - - [10/Feb/2012:16:42:07 -0500] "GET / HTTP/1.1" 200 1', "format_mismatch"),
+        # an object without a client, a time or a status is no access-log line
+        (_line({"date": BASE["date"], "status": 200}), "format_mismatch"),  # missing ip
+        (_line({**BASE, "ip": None}), "format_mismatch"),
+        (_line({**BASE, "ip": {"v4": "192.0.2.1"}}), "format_mismatch"),  # nested: not read
+        (_line({"ip": "192.0.2.1", "status": 200}), "format_mismatch"),  # missing time
+        (_line({"ip": "192.0.2.1", "date": BASE["date"]}), "format_mismatch"),  # no status
+        (_line({"a": 1}), "format_mismatch"),
+        # the keys are there, a value is bad
+        (_line({**BASE, "ip": ""}), "bad_ip"),
+        (_line({**BASE, "date": "yesterday"}), "bad_timestamp"),
+        (_line({**BASE, "date": "2026-11-24T10:00:00"}), "bad_timestamp"),  # no offset
+        (_line({**BASE, "date": ""}), "bad_timestamp"),
+        (_line({**BASE, "status": "OK"}), "bad_field"),
+        (_line({**BASE, "status": True}), "bad_field"),
+        (_line({**BASE, "status": 200.0}), "bad_field"),
+        (_line({**BASE, "status": 1000}), "bad_field"),
+        (_line({**BASE, "bytes": 1.5}), "bad_field"),
+        (_line({**BASE, "generation_time_milli": "abc"}), "bad_field"),
+    ],
+)
+def test_rejects(line: str, reason: str) -> None:
+    with pytest.raises(Rejected) as exc:
+        JsonFormat().parse(line)
+    assert exc.value.reason == reason
+
+
+def test_key_map_overrides_aliases() -> None:
+    fmt = JsonFormat("mine", {"addr": "remote_addr", "when": "msec", "code": "status", "ip": None})
+    r = fmt.parse('{"addr":"192.0.2.1","when":"1795510800","code":"204","ip":"198.51.100.1"}')
+    assert (r.remote_addr, r.ts, r.status) == ("192.0.2.1", "2026-11-24T09:00:00.000Z", 204)
+    assert fmt.segments == (
+        Variable("addr", "remote_addr"),
+        Variable("when", "msec"),
+        Variable("code", "status"),
+        Variable("ip", None),
+    )
+    assert fmt.escape == "json"
+
+
+def test_builders_stay_bounded_for_ever_changing_keys() -> None:
+    fmt = JsonFormat()
+    optional = ["bytes", "uri", "args", "host", "referrer", "user_agent", "duration"]
+    for mask in range(1 << len(optional)):  # 128 different sets of keys
+        obj = BASE | {k: "1" for i, k in enumerate(optional) if mask >> i & 1}
+        assert fmt.parse(_line(obj)).status == 200
+    assert 0 < len(fmt._builders) <= 64
+
+
+def test_learn_keys_keeps_the_first_lines_order() -> None:
+    fmt = JsonFormat().learn_keys(
+        '{"time_iso8601":"t","remote_addr":"a","remote_user":"u","status":1,"ip":"b"}'
+    )
+    assert fmt.name == "nginx-json"
+    assert fmt.keys == {
+        "time_iso8601": "time_iso8601",
+        "remote_addr": "remote_addr",
+        "remote_user": None,
+        "status": "status",
+        "ip": "remote_addr",
+    }
+
+
+def test_learn_keys_refuses_invalid_json() -> None:
+    with pytest.raises(ValueError):
+        JsonFormat().learn_keys("{not json")
+
+
+def test_matomo_sample() -> None:
+    lines = (MATOMO_LOGS / "nginx_json.log").read_text().splitlines()
+    for line in lines:
+        r = JsonFormat().parse(line)
+        assert (r.remote_addr, r.ts, r.status, r.bytes, r.host, r.path) == (
+            "1.2.3.4",
+            "2013-10-10T14:52:00.000Z",
+            200,
+            192,
+            "www.piwik.org",
+            "/piwik.php",
+        )
+        assert r.request_time == pytest.approx(0.000008)
+        assert r.query is not None and r.query.startswith("action_name=")

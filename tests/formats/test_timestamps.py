@@ -1,0 +1,262 @@
+"""formats.timestamps: log times -> RFC 3339 UTC with milliseconds, and the writers back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sidecar.formats.timestamps import (
+    make_reader,
+    parse_rfc3339,
+    rfc3339,
+    to_iso8601,
+    to_msec,
+    to_time_local,
+)
+
+
+@pytest.mark.parametrize(
+    "text, utc",
+    [
+        ("24/Nov/2026:10:00:00 +0100", "2026-11-24T09:00:00.000Z"),
+        ("10/Feb/2012:16:42:07 -0500", "2012-02-10T21:42:07.000Z"),
+        ("10/Feb/2012:16:42:07 +0000", "2012-02-10T16:42:07.000Z"),
+        ("10/Feb/2012:16:42:07 +0530", "2012-02-10T11:12:07.000Z"),  # minutes in the offset
+        ("10/Feb/2012:16:42:07 -0930", "2012-02-11T02:12:07.000Z"),
+        ("24/Nov/2026:00:30:00 +0100", "2026-11-23T23:30:00.000Z"),  # back over a day
+        ("01/Mar/2027:00:30:00 +0100", "2027-02-28T23:30:00.000Z"),  # over a month, no leap
+        ("01/Mar/2028:00:30:00 +0100", "2028-02-29T23:30:00.000Z"),  # over a month, leap
+        ("01/Jan/2027:00:30:00 +0100", "2026-12-31T23:30:00.000Z"),  # over a year, back
+        ("31/Dec/2026:23:59:59 -0500", "2027-01-01T04:59:59.000Z"),  # over a year, forward
+        ("29/Feb/2024:23:00:00 -0200", "2024-03-01T01:00:00.000Z"),
+        ("24/Nov/2026:18:30:15 +0900", "2026-11-24T09:30:15.000Z"),
+    ],
+)
+def test_time_local(text: str, utc: str) -> None:
+    assert make_reader("time_local")(text) == utc
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("32/Feb/2012:16:42:07 -0500", "day 32"),
+        ("30/Feb/2012:16:42:07 -0500", "30 February"),
+        ("29/Feb/2023:16:42:07 -0500", "29 February of a common year"),
+        ("10/Foo/2012:16:42:07 -0500", "month Foo"),
+        ("10/feb/2012:16:42:07 -0500", "month in lower case"),
+        ("10/Feb/2012:23:59:60 +0000", "leap second"),
+        ("10/Feb/2012:24:00:00 +0000", "hour 24"),
+        ("10/Feb/2012:16:60:00 +0000", "minute 60"),
+        ("10/Feb/2012:16:42:07 0500", "offset without sign"),
+        ("10/Feb/2012:16:42:07 +05:0", "offset with a colon"),
+        ("10/Feb/2012:16:42:07 +05a0", "offset with a letter"),
+        ("10/Feb/2012:16:42:07", "no offset"),
+        ("10/Feb/2012 16:42:07 -0500", "space for colon"),
+        ("1x/Feb/2012:16:42:07 -0500", "day 1x"),
+        ("February - 10, 2012:16:42:07", "another layout (Matomo's custom date)"),
+        ("garbage", "garbage"),
+        ("", "empty"),
+        ("-", "a dash"),
+    ],
+)
+def test_time_local_rejects(text: str, why: str) -> None:
+    with pytest.raises(ValueError):
+        make_reader("time_local")(text)
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        # impossible offsets (were accepted and applied: +9999 moved the time by 4 days)
+        ("10/Feb/2012:16:42:07 +0099", "offset minutes 99"),
+        ("10/Feb/2012:16:42:07 +9999", "offset hours 99"),
+        ("10/Feb/2012:16:42:07 -2460", "offset hours 24, minutes 60"),
+        # numbers int() would take (were accepted: '10/Feb/+012' became year 12)
+        (" 1/Feb/2012:16:42:07 -0500", "day with a leading blank"),
+        ("+1/Feb/2012:16:42:07 -0500", "day with a sign"),
+        ("10/Feb/+012:16:42:07 -0500", "year with a sign"),
+        ("10/Feb/2012:+6:42:07 -0500", "hour with a sign"),
+        ("\u0661\u0660/Feb/2012:16:42:07 -0500", "Arabic-Indic digits"),
+        ("10/Feb/2012:16:42:07 +\uff10\uff15\uff10\uff10", "full-width offset digits"),
+    ],
+)
+def test_time_local_rejects_impossible_offsets_and_lenient_numbers(text: str, why: str) -> None:
+    with pytest.raises(ValueError):
+        make_reader("time_local")(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "01/Jan/0001:00:30:00 +0100",  # before year 1 in UTC
+        "31/Dec/9999:23:30:00 -0100",  # after year 9999 in UTC
+    ],
+)
+def test_time_local_out_of_range_raises(text: str) -> None:
+    # OverflowError, not ValueError: the parsers (fields._TS_ERRORS) catch both as bad_timestamp
+    with pytest.raises((ValueError, OverflowError)):
+        make_reader("time_local")(text)
+
+
+@pytest.mark.parametrize(
+    "text, utc",
+    [
+        ("2026-11-24T10:00:00+01:00", "2026-11-24T09:00:00.000Z"),
+        ("2026-11-24T10:00:00Z", "2026-11-24T10:00:00.000Z"),
+        ("2026-11-24T10:00:00+00:00", "2026-11-24T10:00:00.000Z"),
+        ("2026-11-24T04:00:00-05:00", "2026-11-24T09:00:00.000Z"),
+        ("2026-12-31T20:00:00-05:00", "2027-01-01T01:00:00.000Z"),  # over a year
+        ("2026-11-24T10:00:00.123456+00:00", "2026-11-24T10:00:00.123Z"),  # ms, truncated
+        ("2026-11-24T10:00:00.5+00:00", "2026-11-24T10:00:00.500Z"),
+        ("2026-11-24 10:00:00+01:00", "2026-11-24T09:00:00.000Z"),  # space separator
+        (" 2026-11-24T10:00:00+01:00 ", "2026-11-24T09:00:00.000Z"),  # surrounding blanks
+    ],
+)
+def test_time_iso8601(text: str, utc: str) -> None:
+    assert make_reader("time_iso8601")(text) == utc
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("2026-11-24T10:00:00", "no UTC offset"),
+        ("2026-11-24", "a date only: no offset"),
+        ("2026-02-30T10:00:00Z", "30 February"),
+        ("2016-12-31T23:59:60Z", "leap second"),
+        ("2026-13-01T00:00:00Z", "month 13"),
+        ("24/Nov/2026:10:00:00 +0100", "a $time_local"),
+        ("garbage", "garbage"),
+        ("", "empty"),
+    ],
+)
+def test_time_iso8601_rejects(text: str, why: str) -> None:
+    with pytest.raises(ValueError):
+        make_reader("time_iso8601")(text)
+
+
+@pytest.mark.parametrize(
+    "text, utc",
+    [
+        ("1795510800.123", "2026-11-24T09:00:00.123Z"),
+        ("1795510800", "2026-11-24T09:00:00.000Z"),
+        ("1795510800.1", "2026-11-24T09:00:00.100Z"),
+        ("1795510800.9999", "2026-11-24T09:00:00.999Z"),  # truncated to ms
+        ("0.000", "1970-01-01T00:00:00.000Z"),
+        (" 1795510800.5 ", "2026-11-24T09:00:00.500Z"),
+    ],
+)
+def test_msec(text: str, utc: str) -> None:
+    assert make_reader("msec")(text) == utc
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("-1", "negative"),
+        ("1e9", "exponent"),
+        ("1795510800.12x", "letter in the fraction"),
+        ("\uff11\uff12\uff13", "full-width digits"),
+        ("abc", "garbage"),
+        ("", "empty"),
+        ("99999999999999", "after year 9999"),
+    ],
+)
+def test_msec_rejects(text: str, why: str) -> None:
+    with pytest.raises(ValueError):
+        make_reader("msec")(text)
+
+
+@pytest.mark.parametrize(
+    "text, utc",
+    [
+        ("10/Feb/2012:16:42:07 -0500", "2012-02-10T21:42:07.000Z"),  # $time_local
+        ("2026-11-24T10:00:00+01:00", "2026-11-24T09:00:00.000Z"),  # ISO 8601
+        ("2013-10-10T16:52:00+02:00", "2013-10-10T14:52:00.000Z"),  # Matomo's nginx_json
+        ("1795510800.25", "2026-11-24T09:00:00.250Z"),  # $msec
+        ("1795510800", "2026-11-24T09:00:00.000Z"),
+    ],
+)
+def test_auto(text: str, utc: str) -> None:
+    assert make_reader("auto")(text) == utc
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("2026-11-24T10:00:00", "ISO without offset"),
+        ("1.2.3", "not a number, not a date"),
+        ("32/Feb/2012:16:42:07 -0500", "bad $time_local"),
+        ("", "empty"),
+    ],
+)
+def test_auto_rejects(text: str, why: str) -> None:
+    with pytest.raises(ValueError):
+        make_reader("auto")(text)
+
+
+def test_reader_errors_are_not_cached() -> None:
+    read = make_reader("time_local")
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            read("32/Feb/2012:16:42:07 -0500")
+    assert read("10/Feb/2012:16:42:07 -0500") == read("10/Feb/2012:16:42:07 -0500")
+
+
+def test_unknown_reader_kind() -> None:
+    with pytest.raises(KeyError):
+        make_reader("strftime")
+
+
+@pytest.mark.parametrize(
+    "ts, time_local, iso8601, msec",
+    [
+        (
+            "2026-11-24T09:00:00.000Z",
+            "24/Nov/2026:09:00:00 +0000",
+            "2026-11-24T09:00:00+00:00",
+            "1795510800.000",
+        ),
+        (
+            "2026-11-24T09:00:00.123Z",
+            "24/Nov/2026:09:00:00 +0000",
+            "2026-11-24T09:00:00+00:00",
+            "1795510800.123",
+        ),
+        (
+            "2028-02-29T23:59:59.999Z",
+            "29/Feb/2028:23:59:59 +0000",
+            "2028-02-29T23:59:59+00:00",
+            "1835481599.999",
+        ),
+        (
+            "1970-01-01T00:00:00.000Z",
+            "01/Jan/1970:00:00:00 +0000",
+            "1970-01-01T00:00:00+00:00",
+            "0.000",
+        ),
+    ],
+)
+def test_writers(ts: str, time_local: str, iso8601: str, msec: str) -> None:
+    assert to_time_local(ts) == time_local
+    assert to_iso8601(ts) == iso8601
+    assert to_msec(ts) == msec
+
+
+_TIMES = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30))
+
+
+@given(_TIMES)
+def test_writers_round_trip(dt: datetime) -> None:
+    """Each writer's text reads back to the same instant (whole seconds for the text forms)."""
+    ts = rfc3339(dt)
+    whole = ts[:20] + "000Z"
+    assert make_reader("time_local")(to_time_local(ts)) == whole
+    assert make_reader("time_iso8601")(to_iso8601(ts)) == whole
+    assert make_reader("msec")(to_msec(ts)) == ts
+    assert make_reader("auto")(to_time_local(ts)) == whole
+    assert make_reader("auto")(to_iso8601(ts)) == whole
+    assert make_reader("auto")(to_msec(ts)) == ts
+    assert rfc3339(parse_rfc3339(ts).replace(tzinfo=None)) == ts
