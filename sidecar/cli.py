@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -17,16 +18,22 @@ import orjson
 
 from sidecar import __version__
 from sidecar import config as config_mod
+from sidecar import report as report_mod
 from sidecar.errors import SidecarError, UsageError
 from sidecar.formats.registry import NAMES as FORMAT_NAMES
 from sidecar.formats.registry import resolve as resolve_format
+from sidecar.metrics import Metrics
 from sidecar.pipeline import ChunkResult, LinePipeline, fit_format, run
 from sidecar.privacy.stage import PrivacyStage, open_country_lookup
+from sidecar.sinks.base import SinkUnavailable
+from sidecar.sinks.delivery import Delivery
+from sidecar.sinks.registry import open_sink
 from sidecar.sources.files import Chunks, check_inputs, open_inputs
 from sidecar.stats import Progress, Stats
 
 EXIT_SIGPIPE = 141
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +59,29 @@ def _parser() -> argparse.ArgumentParser:
     pipe.add_argument("--stats", metavar="PATH", help="write run counters as JSON at exit")
     pipe.add_argument("--rejects", metavar="PATH", help="write rejected lines, IPs struck")
     pipe.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
+    pipe.add_argument(
+        "--sink",
+        action="append",
+        metavar="URL",
+        help="store records here instead of stdout (repeatable): sqlite:PATH, "
+        "clickhouse:http://HOST:8123/?database=D&table=T, jsonl:PATH, http:URL",
+    )
+
+    report = sub.add_parser("report", help="traffic report from the analytics store")
+    report.add_argument(
+        "--sink", action="append", metavar="URL", help="default sqlite:data/analytics.db"
+    )
+    report.add_argument("--config", metavar="PATH")
+    report.add_argument("--since", default="7d", metavar="7d|24h|2w|DATE|all")
+    report.add_argument("--format", choices=("table", "json"), default="table")
+    report.add_argument("--limit", type=int, default=10, metavar="N", help="rows per top-N table")
+
+    storage = sub.add_parser("storage", help="create tables (init) or drop old months (prune)")
+    storage.add_argument("storage_command", choices=("init", "prune"), metavar="init|prune")
+    storage.add_argument(
+        "--sink", action="append", metavar="URL", help="default sqlite:data/analytics.db"
+    )
+    storage.add_argument("--config", metavar="PATH")
 
     check = sub.add_parser("check-config", help="validate a config file and its geo database")
     check.add_argument("path", metavar="PATH")
@@ -70,6 +100,14 @@ def _load_config(path: str | None, overrides: dict[str, Any]) -> config_mod.Conf
     return config_mod.override(cfg, given) if given else cfg
 
 
+class Terminated(BaseException):
+    """SIGTERM: stop reading, flush what was read, exit."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def cmd_pipe(args: argparse.Namespace) -> int:
     cfg = _load_config(
         args.config,
@@ -83,9 +121,15 @@ def cmd_pipe(args: argparse.Namespace) -> int:
     fmt = resolve_format(cfg.input.format)
     files = args.files or ["-"]
     check_inputs(files)
+    sink_configs = _sink_configs(args.sink, cfg, default=None)
+    to_stdout_only = all(s.url == "stdout:" for s in sink_configs)
+    if cfg.pipe.output == "rewrite" and not to_stdout_only:
+        raise UsageError("--output rewrite writes the input's format to stdout; not with --sink")
     stage = PrivacyStage(cfg, open_country_lookup(cfg, stage_masker(cfg)))
     rejects_out = _open_for_writing(args.rejects, "--rejects") if args.rejects else None
     stats_out = _open_for_writing(args.stats, "--stats", binary=True) if args.stats else None
+    metrics = Metrics()
+    deliveries = [] if to_stdout_only else _deliveries(sink_configs, cfg, metrics)
 
     chunks = Chunks(open_inputs(files), cfg.input.max_line_bytes)
     stream = iter(chunks)
@@ -99,24 +143,43 @@ def cmd_pipe(args: argparse.Namespace) -> int:
                 "is rejected (format_mismatch). Name the format with --format.",
                 file=sys.stderr,
             )
+    output = cfg.pipe.output if to_stdout_only else "records"
     pipeline = LinePipeline(
-        fmt, stage, cfg.pipe.output, cfg.input.max_line_bytes, keep_rejects=rejects_out is not None
+        fmt, stage, output, cfg.input.max_line_bytes, keep_rejects=rejects_out is not None
     )
     stats = Stats()
     progress = Progress(stats, sys.stderr)
     out = sys.stdout.buffer
+    started: list[Delivery] = []
 
     def emit(result: ChunkResult) -> None:
-        out.write(result.output)
+        if deliveries:
+            if not started:  # threads start after the workers are forked, never before
+                for d in deliveries:
+                    d.start()
+                    started.append(d)
+            for d in deliveries:
+                d.submit(result.records)
+        else:
+            out.write(result.output)
         stats.add(result.lines_in, result.records_out, result.rejected)
         if rejects_out is not None and result.rejects:
             rejects_out.write("\n".join(result.rejects) + "\n")
         progress.tick()
 
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    terminated = False
     try:
         run(pipeline, stream, emit, workers=cfg.pipe.workers)
         out.flush()
+    except Terminated:
+        terminated = True
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the flush
+        sink_stats = {}
+        for d in started:
+            sink_stats[d.sink.id] = vars(d.close())
+        signal.signal(signal.SIGTERM, previous)
         if chunks.too_long:
             stats.reject("too_long", chunks.too_long)
         progress.clear()
@@ -125,9 +188,87 @@ def cmd_pipe(args: argparse.Namespace) -> int:
         for warning in chunks.warnings:
             print(f"sidecar: warning: {warning}", file=sys.stderr)
         print(stats.summary(), file=sys.stderr)
+        for sink_id, s in sink_stats.items():
+            print(_delivery_summary(sink_id, s), file=sys.stderr)
         if stats_out is not None:
             with stats_out:
-                stats_out.write(orjson.dumps(stats.as_dict()) + b"\n")
+                document = stats.as_dict() | ({"sinks": sink_stats} if sink_stats else {})
+                stats_out.write(orjson.dumps(document) + b"\n")
+    return EXIT_TERMINATED if terminated else 0
+
+
+def _sink_configs(
+    urls: list[str] | None, cfg: config_mod.Config, default: str | None
+) -> list[config_mod.SinkConfig]:
+    """`--sink` URLs (with their [[sinks]] options, if any), else [[sinks]], else the default."""
+    if urls:
+        return [config_mod.sink_config(u, cfg) for u in urls]
+    if cfg.sinks:
+        return list(cfg.sinks)
+    return [config_mod.sink_config(default or "stdout:")]
+
+
+def _deliveries(
+    sink_configs: list[config_mod.SinkConfig], cfg: config_mod.Config, metrics: Metrics
+) -> list[Delivery]:
+    return [Delivery(open_sink(s), s, cfg.storage, metrics) for s in sink_configs]
+
+
+def _delivery_summary(sink_id: str, s: dict) -> str:
+    line = f"sidecar: {sink_id}: {s['delivered']} records delivered"
+    if s["spooled"]:
+        line += f", {s['spooled']} spooled while unavailable"
+    if s["left_in_spool"]:
+        line += f", {s['left_in_spool']} still in the spool (delivered at the next start)"
+    if s["dead_lettered"]:
+        line += f", {s['dead_lettered']} refused (dead-letter file)"
+    if s["dropped"]:
+        line += f", {s['dropped']} DROPPED (spool full)"
+    return line
+
+
+def cmd_storage(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config, {})
+    if args.storage_command not in ("init", "prune"):
+        raise UsageError("storage: say `sidecar storage init` or `sidecar storage prune`")
+    for s in _sink_configs(args.sink, cfg, default=cfg.storage.default_sink):
+        sink = open_sink(s)
+        if not sink.queryable:
+            raise UsageError(
+                f"storage: {sink.scheme}: sinks have no tables; use sqlite: or clickhouse:"
+            )
+        try:
+            if args.storage_command == "init":
+                done = sink.init(cfg.storage.retention_months)  # type: ignore[attr-defined]
+            else:
+                done = sink.prune(cfg.storage.retention_months)  # type: ignore[attr-defined]
+        except SinkUnavailable as exc:
+            raise SidecarError(f"storage {args.storage_command}: {exc}") from None
+        finally:
+            sink.close()
+        for line in done:
+            print(line)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.config, {})
+    urls = args.sink or None
+    configs = _sink_configs(urls, cfg, default=cfg.storage.default_sink)
+    queryable = [s for s in configs if s.url.partition(":")[0] in report_mod.DIALECTS]
+    if not queryable:
+        raise UsageError("report: no sqlite: or clickhouse: sink to read (--sink URL)")
+    sink = open_sink(queryable[0])
+    try:
+        data = report_mod.build(sink, since=args.since, limit=args.limit)
+    except SinkUnavailable as exc:
+        raise SidecarError(f"report: {exc}") from None
+    finally:
+        sink.close()
+    if args.format == "json":
+        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(report_mod.render_table(data))
     return 0
 
 
@@ -164,7 +305,13 @@ def cmd_geoip(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"pipe": cmd_pipe, "check-config": cmd_check_config, "geoip": cmd_geoip}
+COMMANDS = {
+    "pipe": cmd_pipe,
+    "report": cmd_report,
+    "storage": cmd_storage,
+    "check-config": cmd_check_config,
+    "geoip": cmd_geoip,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

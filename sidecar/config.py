@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -115,6 +116,62 @@ class UseragentConfig:
     cache_entries: int = _opt(65536, _int_range(0, 10_000_000))
 
 
+SINK_SCHEMES = ("stdout", "sqlite", "clickhouse", "jsonl", "http")
+DEFAULT_SINK = "sqlite:data/analytics.db"
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for messages and metric labels: userinfo (a password) replaced by `***`."""
+    return re.sub(r"(//)[^/@]*@", r"\1***@", url)
+
+
+def _sink_url(url: str) -> str | None:
+    scheme, sep, rest = url.partition(":")
+    url = redact_url(url)
+    if not sep or scheme not in SINK_SCHEMES:
+        return f"{url!r} is not a sink URL (one of {', '.join(s + ':' for s in SINK_SCHEMES)})"
+    if scheme in ("sqlite", "jsonl") and not rest:
+        return f"{url!r} names no file ({scheme}:PATH)"
+    if scheme in ("clickhouse", "http") and not rest.startswith(("http://", "https://")):
+        return f"{url!r}: {scheme}: takes an http:// or https:// URL"
+    return None
+
+
+def _positive_or_zero(v: float) -> str | None:
+    return None if v >= 0 else f"must not be negative, got {v}"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where clean records go, and how they are kept safe on the way."""
+
+    default_sink: str = _opt(DEFAULT_SINK, _sink_url)
+    spool_dir: str = _opt("data/spool")
+    spool_max_bytes: int = _opt(1 << 30, _int_range(1024, 1 << 50))
+    spool_full: str = _opt("drop_oldest", _one_of("drop_oldest", "drop_newest"))
+    dead_letter_dir: str = _opt("data/dead-letter")
+    retention_months: int = _opt(25, _int_range(1, 1200))
+    retry_initial_secs: float = _opt(0.5, _positive)
+    retry_max_secs: float = _opt(30.0, _positive)
+    shutdown_timeout_secs: float = _opt(10.0, _positive_or_zero)
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    """One `[[sinks]]` entry (or one `--sink URL`, with these defaults)."""
+
+    url: str = _opt("", _sink_url)
+    batch_max_rows: int = _opt(10000, _int_range(1, 10_000_000))
+    batch_max_bytes: int = _opt(8 << 20, _int_range(1024, 1 << 31))
+    batch_timeout_secs: float = _opt(1.0, _positive)
+    timeout_secs: float = _opt(30.0, _positive)
+    compression: str = _opt("gzip", _one_of("gzip", "none"))
+    user: str = _opt("")
+    password: str = _opt("")
+    password_env: str = _opt("")
+    max_file_bytes: int = _opt(256 << 20, _int_range(1024, 1 << 50))
+
+
 @dataclass(frozen=True)
 class Config:
     input: InputConfig = field(default_factory=InputConfig)
@@ -124,14 +181,24 @@ class Config:
     referrer: ReferrerConfig = field(default_factory=ReferrerConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
     useragent: UseragentConfig = field(default_factory=UseragentConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    sinks: tuple[SinkConfig, ...] = ()
     source: str = "(defaults)"  # where the config came from, for messages
 
 
 SECTIONS: dict[str, type] = {
     f.name: f.type if isinstance(f.type, type) else get_type_hints(Config)[f.name]
     for f in fields(Config)
-    if f.name != "source"
+    if f.name not in ("source", "sinks")
 }
+
+
+def sink_config(url: str, config: Config | None = None) -> SinkConfig:
+    """The `[[sinks]]` entry with this URL, or a SinkConfig with defaults; the URL is checked."""
+    for entry in config.sinks if config is not None else ():
+        if entry.url == url:
+            return entry
+    return _build_section("--sink", SinkConfig, {"url": url}, "the command line")
 
 
 def _type_error(value: Any, want: Any) -> str | None:
@@ -185,10 +252,25 @@ def from_mapping(data: Mapping[str, Any], where: str = "(command line)") -> Conf
     """Build a Config from a parsed TOML document; every key is checked."""
     sections: dict[str, Any] = {}
     for name, value in data.items():
+        if name == "sinks":
+            sections["sinks"] = _build_sinks(value, where)
+            continue
         if name not in SECTIONS:
-            raise _unknown(name, list(SECTIONS), where)
+            raise _unknown(name, [*SECTIONS, "sinks"], where)
         sections[name] = _build_section(name, SECTIONS[name], value, where)
     return Config(**sections, source=where)
+
+
+def _build_sinks(value: Any, where: str) -> tuple[SinkConfig, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"sinks: must be a list of [[sinks]] tables (in {where})")
+    sinks = []
+    for i, entry in enumerate(value):
+        sink = _build_section(f"sinks[{i}]", SinkConfig, entry, where)
+        if not sink.url:
+            raise ConfigError(f"sinks[{i}].url: every [[sinks]] entry needs a url (in {where})")
+        sinks.append(sink)
+    return tuple(sinks)
 
 
 def load(path: str | os.PathLike[str] | None) -> Config:

@@ -1,6 +1,7 @@
 """Country from the full client IP, in any MaxMind-format database; then the IP is forgotten.
 
-Only an ISO 3166-1 alpha-2 code leaves this module: never a city, a subdivision, coordinates,
+Only an ISO 3166-1 alpha-2 code of a country leaves this module (`EU`, `AP` and the like are
+not countries: null): never a city, a subdivision, coordinates,
 a postal code or an ASN, whatever the database holds (City databases are read the same way).
 Layouts read: MaxMind/DB-IP (`country.iso_code`, optionally `registered_country.iso_code`)
 and IPinfo lite (`country_code`).
@@ -19,12 +20,17 @@ import maxminddb
 from sidecar.errors import ConfigError
 from sidecar.privacy.ip import Address, Masker
 
+# Codes some databases use that name no country: the EU, "Asia/Pacific", anonymous proxies,
+# satellite providers, anycast, Tor exits, unknown.
+NOT_COUNTRIES = frozenset({"EU", "AP", "A1", "A2", "A3", "O1", "T1", "ZZ", "XX"})
+
 
 def _iso(value: object) -> str | None:
     if isinstance(value, dict):
         code = value.get("iso_code")
-        if isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalpha():
-            return code.upper()
+        if isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalnum():
+            code = code.upper()
+            return None if code in NOT_COUNTRIES or not code.isalpha() else code
     return None
 
 

@@ -60,6 +60,8 @@ def test_registered_country_is_not_the_country() -> None:
         ({"registered_country": {"iso_code": "FR"}}, True, "FR"),
         ({"country_code": "NL", "country": "Netherlands", "asn": "AS1"}, False, "NL"),  # IPinfo
         ({"country": {"iso_code": "XYZ"}}, False, None),
+        ({"country": {"iso_code": "EU"}}, False, None),  # not a country
+        ({"country": {"iso_code": "A1"}}, False, None),
         ({"country": {"iso_code": 12}}, False, None),
         ({"country": "Germany"}, False, None),
         ("GB", False, None),

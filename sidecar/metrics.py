@@ -1,0 +1,70 @@
+"""Every metric sidecar exports, defined in one place, on an injectable registry.
+
+Names follow `sidecar_<noun>_<unit>_total` for counters, in base units. Label values come from
+closed sets only: a rejection reason (sidecar.reject.REASONS), a sink id (from the config, never
+from input), a drop or dead-letter reason from a fixed list. No label ever holds input data.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
+
+DROP_REASONS = ("spool_full",)
+DEAD_LETTER_REASONS = ("schema", "data", "other")
+
+
+class Metrics:
+    """The metric families of one sidecar process (tests pass their own registry)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.lines = Counter("sidecar_lines_total", "Input lines read.", registry=r)
+        self.lines_rejected = Counter(
+            "sidecar_lines_rejected_total",
+            "Input lines skipped, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.records_delivered = Counter(
+            "sidecar_records_delivered_total",
+            "Clean records the store confirmed.",
+            ["sink"],
+            registry=r,
+        )
+        self.records_spooled = Counter(
+            "sidecar_records_spooled_total",
+            "Clean records written to the disk spool while the store was unavailable.",
+            ["sink"],
+            registry=r,
+        )
+        self.records_dropped = Counter(
+            "sidecar_records_dropped_total",
+            "Clean records dropped, by reason (a full spool).",
+            ["sink", "reason"],
+            registry=r,
+        )
+        self.records_dead_lettered = Counter(
+            "sidecar_records_dead_lettered_total",
+            "Clean records the store refused, written to the dead-letter file, by reason.",
+            ["sink", "reason"],
+            registry=r,
+        )
+        self.sink_retries = Counter(
+            "sidecar_sink_retries_total", "Failed delivery attempts that will be retried.",
+            ["sink"], registry=r,
+        )  # fmt: skip
+        self.spool_bytes = Gauge(
+            "sidecar_spool_bytes", "Bytes waiting in the disk spool.", ["sink"], registry=r
+        )
+        self.batch_seconds = Histogram(
+            "sidecar_sink_batch_seconds",
+            "Time to deliver one batch to a store.",
+            ["sink"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+
+    def write_textfile(self, path: str) -> None:
+        """For node_exporter's textfile collector (batch jobs such as `sidecar pipe`)."""
+        write_to_textfile(path, self.registry)

@@ -1,0 +1,66 @@
+"""What every sink is: it writes batches of clean records and says how a failure should be met.
+
+- `SinkUnavailable`: the store is down, slow or busy. The batch is kept (disk spool) and retried.
+- `SinkRejected`: the store refused the batch (schema drift, a value it cannot read). Retrying
+  would fail again: the batch goes to the dead-letter file with the store's message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from sidecar.config import SinkConfig, redact_url
+from sidecar.errors import SidecarError
+from sidecar.record import CleanRecord
+
+
+class SinkUnavailable(SidecarError):
+    """The store could not take the batch now; try again later."""
+
+
+class SinkRejected(SidecarError):
+    """The store refused the batch; `reason` is one of metrics.DEAD_LETTER_REASONS."""
+
+    def __init__(self, message: str, reason: str = "other") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Sink(ABC):
+    """A store of clean records. `write` is all-or-nothing for a batch."""
+
+    #: the URL scheme (`sqlite`, `clickhouse`, ...)
+    scheme: str
+    #: whether storage commands (init, prune, report) apply
+    queryable = False
+
+    def __init__(self, config: SinkConfig) -> None:
+        self.config = config
+        self.url = config.url
+        #: a short stable name for spool folders, file names and metric labels
+        self.id = sink_id(config.url)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {redact_url(self.url)}>"
+
+    def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect or open files; raise SinkUnavailable when the store is not there yet."""
+
+    @abstractmethod
+    def write(self, records: Sequence[CleanRecord]) -> None:
+        """Store the whole batch, or raise SinkUnavailable / SinkRejected and store none of it."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush and release what `open` took."""
+
+
+def sink_id(url: str) -> str:
+    """`clickhouse-127.0.0.1-8123-1a2b3c4d`: readable, stable, and free of any password."""
+    scheme, _, rest = url.partition(":")
+    clean = redact_url(rest)
+    words = re.sub(r"[^A-Za-z0-9.]+", "-", re.sub(r"^https?://", "", clean)).strip("-")[:40]
+    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+    return f"{scheme}-{words}-{digest}" if words else f"{scheme}-{digest}"

@@ -1,0 +1,59 @@
+"""`http:URL`: batches of clean records POSTed as NDJSON (`application/x-ndjson`).
+
+2xx: delivered. A connection error, a timeout, 408, 429 or 5xx: unavailable, retried from the
+spool. Any other status: refused, to the dead-letter file with the response's first bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from collections.abc import Sequence
+
+import orjson
+
+from sidecar.config import SinkConfig, environ
+from sidecar.record import CleanRecord
+from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
+from sidecar.sinks.httpclient import HttpClient, HttpFailure
+
+_RETRY_STATUSES = frozenset({408, 425, 429})
+
+
+def auth_header(config: SinkConfig) -> dict[str, str]:
+    """Basic auth from `user` and `password` (or the environment variable `password_env`)."""
+    password = config.password or (
+        environ(config.password_env) or "" if config.password_env else ""
+    )
+    if not config.user:
+        return {}
+    token = base64.b64encode(f"{config.user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+class HttpSink(Sink):
+    scheme = "http"
+
+    def __init__(self, config: SinkConfig) -> None:
+        super().__init__(config)
+        self.client = HttpClient(config.url.partition(":")[2], config.timeout_secs)
+        self.headers = {"Content-Type": "application/x-ndjson", **auth_header(config)}
+        if config.compression == "gzip":
+            self.headers["Content-Encoding"] = "gzip"
+
+    def write(self, records: Sequence[CleanRecord]) -> None:
+        body = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
+        if self.config.compression == "gzip":
+            body = gzip.compress(body, compresslevel=1)
+        try:
+            status, text = self.client.request("POST", "", body, self.headers)
+        except HttpFailure as exc:
+            raise SinkUnavailable(f"http: {exc}") from None
+        if 200 <= status < 300:
+            return
+        if status >= 500 or status in _RETRY_STATUSES:
+            raise SinkUnavailable(f"http: status {status}")
+        raise SinkRejected(f"http: status {status}: {text[:500]}", "other")
+
+    def close(self) -> None:
+        self.client.close()

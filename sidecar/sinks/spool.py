@@ -1,0 +1,101 @@
+"""A bounded on-disk spool of batches of clean records, first in, first out.
+
+Each batch is one file, `<sequence>-<records>.jsonl`, written to a temporary name, fsynced and
+renamed, so a crash leaves whole batches or none: `kill -9` loses nothing already spooled, and
+the next start replays it. Files hold clean records only (JSON lines of the schema).
+When a batch would not fit in `max_bytes`, the policy decides: `drop_oldest` evicts the oldest
+batches, `drop_newest` refuses the new one. Every dropped record is counted and reported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from sidecar.record import CleanRecord
+
+_NAME = re.compile(r"^(\d{16})-(\d+)\.jsonl$")
+
+
+class Spool:
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int, policy: str) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.policy = policy
+        self._lock = threading.Lock()
+        self._files: deque[tuple[Path, int, int]] = deque()  # (path, records, bytes)
+        for tmp in self.dir.glob("*.tmp"):  # a write cut short by a crash: never acknowledged
+            tmp.unlink()
+        for path in sorted(self.dir.iterdir()):
+            m = _NAME.match(path.name)
+            if m:
+                self._files.append((path, int(m.group(2)), path.stat().st_size))
+        self._next = int(_NAME.match(self._files[-1][0].name).group(1)) + 1 if self._files else 1  # type: ignore[union-attr]
+
+    @property
+    def bytes(self) -> int:
+        return sum(f[2] for f in self._files)
+
+    @property
+    def records(self) -> int:
+        return sum(f[1] for f in self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def push(self, records: Sequence[CleanRecord]) -> tuple[bool, int]:
+        """Store a batch durably: (stored, records dropped to keep the bound, old or new)."""
+        data = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
+        dropped = 0
+        with self._lock:
+            if len(data) > self.max_bytes or (
+                self.policy == "drop_newest" and self.bytes + len(data) > self.max_bytes
+            ):
+                return False, len(records)
+            while self._files and self.bytes + len(data) > self.max_bytes:
+                path, n, _ = self._files.popleft()
+                path.unlink(missing_ok=True)
+                dropped += n
+            seq = self._next
+            self._next += 1
+            final = self.dir / f"{seq:016d}-{len(records)}.jsonl"
+            tmp = final.with_suffix(".tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+            _fsync_dir(self.dir)
+            self._files.append((final, len(records), len(data)))
+        return True, dropped
+
+    def peek(self) -> tuple[Path, list[CleanRecord]] | None:
+        """The oldest batch, left in place until `pop`."""
+        with self._lock:
+            if not self._files:
+                return None
+            path = self._files[0][0]
+        records = [CleanRecord(orjson.loads(line)) for line in path.read_bytes().splitlines()]
+        return path, records
+
+    def pop(self, path: Path) -> None:
+        """Forget a batch once the store has confirmed it."""
+        with self._lock:
+            if self._files and self._files[0][0] == path:
+                self._files.popleft()
+            path.unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,246 @@
+"""`sqlite:PATH`: the embedded default store. No server, no setup: tables are created on open.
+
+- Raw records go to one table per month, `requests_YYYY_MM` (a view `requests` unites them), so
+  retention drops whole months at once (`DROP TABLE`), as ClickHouse drops partitions.
+- WAL mode (a reader never blocks the writer), one transaction per batch, multi-row inserts.
+- Daily rollups (`daily`: day, dimension, key -> requests, bytes) are maintained in the same
+  transaction, so every report reads a few thousand rollup rows, never the raw tables.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+
+from sidecar.config import SinkConfig
+from sidecar.record import FIELDS, SCHEMA, SCHEMA_VERSION, CleanRecord
+from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
+
+_TYPES = {"int": "INTEGER NOT NULL", "float|null": "REAL", "string": "TEXT NOT NULL"}
+MEDIA_SUFFIXES = (".m4s", ".ts", ".mp4", ".m4a", ".m4v", ".aac", ".vtt", ".webvtt", ".cmfv",
+                  ".cmfa", ".mpd", ".m3u8", ".key", ".init", ".fmp4", ".webm", ".mp3")  # fmt: skip
+#: the rollup dimensions; the first three also sum bytes
+DIMENSIONS = ("total", "country", "content", "referrer_host", "status_class", "ua_browser")
+_ROWS_PER_INSERT = 50  # 50 x 17 parameters per statement: fewer steps, same binding
+_MONTH_TABLE = re.compile(r"^requests_(\d{4})_(\d{2})$")
+
+
+@lru_cache(maxsize=65536)
+def content_of(path: str | None) -> str | None:
+    """The content a request belongs to: a media file's folder (`/v/abc/`), else the path."""
+    if not path:
+        return path
+    if path.lower().endswith(MEDIA_SUFFIXES):
+        return path[: path.rfind("/") + 1] or "/"
+    return path
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+def rollup(records: Sequence[CleanRecord]) -> list[tuple[str, str, str, int, int]]:
+    """The daily rollup rows of a batch: (day, dimension, key, requests, bytes)."""
+    days = [r["ts"][:10] for r in records]
+    sizes = [r["bytes"] for r in records]
+    out: list[tuple[str, str, str, int, int]] = []
+
+    def summed(dimension: str, keys: list[str]) -> None:
+        pairs = list(zip(days, keys, strict=True))
+        volume: defaultdict[tuple[str, str], int] = defaultdict(int)
+        for pair, size in zip(pairs, sizes, strict=True):
+            volume[pair] += size
+        out.extend((d, dimension, k, n, volume[d, k]) for (d, k), n in Counter(pairs).items())
+
+    def counted(dimension: str, keys: list[str]) -> None:  # counting only runs in C
+        out.extend(
+            (d, dimension, k, n, 0) for (d, k), n in Counter(zip(days, keys, strict=True)).items()
+        )
+
+    summed("total", [""] * len(records))
+    summed("country", [r["country"] or "" for r in records])
+    summed("content", [content_of(r["path"]) or "" for r in records])
+    counted("referrer_host", [r["referrer_host"] or "" for r in records])
+    counted("status_class", [status_class(r["status"]) for r in records])
+    counted("ua_browser", [r["ua_browser"] or "" for r in records])
+    return out
+
+
+def month_table(ts: str) -> str:
+    return f"requests_{ts[:4]}_{ts[5:7]}"
+
+
+def _columns() -> str:
+    return ",\n  ".join(f"{name} {_TYPES.get(kind, 'TEXT')}" for name, (kind, _) in SCHEMA.items())
+
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS daily (day TEXT NOT NULL, dimension TEXT NOT NULL, "
+    "key TEXT NOT NULL, requests INTEGER NOT NULL, bytes INTEGER NOT NULL, "
+    "PRIMARY KEY (day, dimension, key)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+_UPSERT = (
+    "INSERT INTO daily (day, dimension, key, requests, bytes) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (day, dimension, key) DO UPDATE SET requests = requests + excluded.requests, "
+    "bytes = bytes + excluded.bytes"
+)
+
+
+def _classify(exc: sqlite3.Error) -> Exception:
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        w in text for w in ("locked", "busy", "unable to open", "disk I/O", "readonly", "full")
+    ):
+        return SinkUnavailable(f"sqlite: {text}")
+    if "no column" in text or "no such table" in text or "has no column" in text:
+        return SinkRejected(f"sqlite: {text}", "schema")
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.InterfaceError):
+        return SinkRejected(f"sqlite: {text}", "data")
+    return SinkRejected(f"sqlite: {text}", "other")
+
+
+class SqliteSink(Sink):
+    scheme = "sqlite"
+    queryable = True
+
+    def __init__(self, config: SinkConfig) -> None:
+        super().__init__(config)
+        self.path = Path(config.url.partition(":")[2])
+        self.conn: sqlite3.Connection | None = None
+        self._months: set[str] = set()
+        self._insert = {n: self._insert_sql(n) for n in (1, _ROWS_PER_INSERT)}
+
+    @staticmethod
+    def _insert_sql(rows: int) -> str:
+        one = "(" + ", ".join("?" * len(FIELDS)) + ")"
+        return f"INSERT INTO {{table}} ({', '.join(FIELDS)}) VALUES " + ", ".join([one] * rows)
+
+    # --- connection and schema ---------------------------------------------------------------
+    def open(self) -> None:
+        if self.conn is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.config.timeout_secs,
+                                   isolation_level=None, check_same_thread=False)  # fmt: skip
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._create(conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise SinkUnavailable(f"sqlite: cannot open {self.path}: {exc}") from None
+        self.conn = conn
+
+    def _create(self, conn: sqlite3.Connection) -> list[str]:
+        for statement in _DDL:
+            conn.execute(statement)
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                     (str(SCHEMA_VERSION),))  # fmt: skip
+        self._months = {t for t in self._tables(conn) if _MONTH_TABLE.match(t)}
+        self._create_view(conn)
+        return ["table daily (rollups)", "table meta", "view requests"]
+
+    @staticmethod
+    def _tables(conn: sqlite3.Connection) -> list[str]:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return sorted(r[0] for r in rows)
+
+    def _create_view(self, conn: sqlite3.Connection) -> None:
+        conn.execute("DROP VIEW IF EXISTS requests")
+        if self._months:
+            union = " UNION ALL ".join(f"SELECT * FROM {t}" for t in sorted(self._months))
+        else:  # no data yet: an empty view of the right shape
+            union = "SELECT " + ", ".join(f"NULL AS {f}" for f in FIELDS) + " WHERE 0"
+        conn.execute(f"CREATE VIEW requests AS {union}")
+
+    def _month(self, conn: sqlite3.Connection, table: str) -> None:
+        if table not in self._months:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (\n  {_columns()}\n)")
+            self._months.add(table)
+            self._create_view(conn)
+
+    def init(self, retention_months: int = 25) -> list[str]:
+        """Create the tables (also done on open); retention is applied by `prune`."""
+        self.open()
+        assert self.conn is not None
+        return [f"{self.path}: {what}" for what in self._create(self.conn)]
+
+    # --- writing -----------------------------------------------------------------------------
+    def write(self, records: Sequence[CleanRecord]) -> None:
+        self.open()
+        conn = self.conn
+        assert conn is not None
+        by_month: defaultdict[str, list[CleanRecord]] = defaultdict(list)
+        for r in records:
+            by_month[month_table(r["ts"])].append(r)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table, rows in by_month.items():
+                    self._month(conn, table)
+                    self._insert_rows(conn, table, rows)
+                conn.executemany(_UPSERT, rollup(records))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                self._months = {t for t in self._tables(conn) if _MONTH_TABLE.match(t)}
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise _classify(exc) from None
+
+    def _insert_rows(self, conn: sqlite3.Connection, table: str, rows: list[CleanRecord]) -> None:
+        n = _ROWS_PER_INSERT
+        whole = len(rows) - len(rows) % n
+        width = len(FIELDS) * n
+        values = [v for r in rows[:whole] for v in r.values()]
+        if values:
+            groups = [values[i : i + width] for i in range(0, len(values), width)]
+            conn.executemany(self._insert[n].format(table=table), groups)
+        if whole < len(rows):
+            conn.executemany(self._insert[1].format(table=table),
+                             [tuple(r.values()) for r in rows[whole:]])  # fmt: skip
+
+    # --- retention ---------------------------------------------------------------------------
+    def prune(self, retention_months: int, today: date | None = None) -> list[str]:
+        """Drop whole months past retention (the current month counts as one)."""
+        self.open()
+        conn = self.conn
+        assert conn is not None
+        cutoff = month_cutoff(retention_months, today)
+        old = sorted(t for t in self._months if t < month_table(cutoff))
+        with conn:
+            for table in old:
+                conn.execute(f"DROP TABLE {table}")
+            self._months -= set(old)
+            self._create_view(conn)
+            d = conn.execute("DELETE FROM daily WHERE day < ?", (cutoff,)).rowcount
+        kept = f"keeping {cutoff[:7]} and later"
+        return [f"{self.path}: dropped {len(old)} monthly tables ({', '.join(old) or 'none'}) "
+                f"and {d} daily rollup rows, {kept}"]  # fmt: skip
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def month_cutoff(retention_months: int, today: date | None = None) -> str:
+    """The first day kept: the first of the month `retention_months - 1` months ago."""
+    today = today or datetime.now(UTC).date()
+    months = today.year * 12 + (today.month - 1) - (retention_months - 1)
+    return f"{months // 12:04d}-{months % 12 + 1:02d}-01"
+
+
+def query(sink: SqliteSink, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    """Rows of a read-only query (for reports)."""
+    sink.open()
+    assert sink.conn is not None
+    try:
+        return sink.conn.execute(sql, tuple(params)).fetchall()
+    except sqlite3.Error as exc:
+        raise _classify(exc) from None
