@@ -12,6 +12,7 @@ import contextlib
 import functools
 import multiprocessing
 import re
+import signal
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -158,6 +159,9 @@ _worker_pipeline: LinePipeline | None = None
 def _init_worker(pipeline: LinePipeline) -> None:
     global _worker_pipeline
     _worker_pipeline = pipeline
+    # the parent owns shutdown: a worker dies on TERM (pool.terminate) and ignores Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _work(chunk: bytes) -> ChunkResult:
