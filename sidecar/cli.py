@@ -176,6 +176,10 @@ def cmd_pipe(args: argparse.Namespace) -> int:
         terminated = True
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the flush
+        for d in deliveries:  # no input at all: still replay what a former run spooled
+            if d not in started:
+                d.start()
+                started.append(d)
         sink_stats = {}
         for d in started:
             sink_stats[d.sink.id] = vars(d.close())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import os
+import stat
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -75,6 +77,20 @@ def open_inputs(paths: Iterable[str]) -> Iterator[tuple[str, BinaryIO]]:
         yield ("stdin" if path == "-" else path), open_input(path)
 
 
+def _is_live(stream: BinaryIO) -> bool:
+    """A pipe, socket or terminal (not a regular file): data arrives over time."""
+    raw = stream
+    while not hasattr(raw, "fileno") or isinstance(raw, gzip.GzipFile | bz2.BZ2File):
+        inner = getattr(raw, "fileobj", None) or getattr(raw, "_fp", None)
+        if inner is None:
+            return False
+        raw = inner
+    try:
+        return not stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
 class Chunks:
     """Newline-aligned chunks of the inputs, read in turn; each stream is closed when read
     (stdin excepted).
@@ -98,18 +114,21 @@ class Chunks:
                 item if isinstance(item, tuple) else (getattr(item, "name", "input"), item)
             )
             try:
-                yield from self._one(stream, str(name))
+                yield from self._one(stream, str(name), _is_live(stream))
             finally:
                 if name != "stdin":
                     stream.close()
 
-    def _read(self, stream: BinaryIO, name: str) -> Iterator[bytes]:
-        """Pieces of decompressed input, up to a chunk each; stops early on a damaged stream."""
+    def _read(self, stream: BinaryIO, name: str, live: bool) -> Iterator[bytes]:
+        """Pieces of decompressed input, up to a chunk each; stops early on a damaged stream.
+
+        A live stream (a pipe, a terminal) hands on whatever has arrived, so that lines are
+        processed as they come; a file is read in whole chunks."""
         while True:
             pieces: list[bytes] = []
             size = 0
             try:
-                while size < self.chunk_bytes:
+                while size < self.chunk_bytes and not (live and pieces):
                     piece = stream.read1(self.chunk_bytes - size)  # type: ignore[attr-defined]
                     if not piece:
                         break
@@ -127,10 +146,10 @@ class Chunks:
                 return
             yield b"".join(pieces)
 
-    def _one(self, stream: BinaryIO, name: str) -> Iterator[bytes]:
+    def _one(self, stream: BinaryIO, name: str, live: bool = False) -> Iterator[bytes]:
         pending = b""
         skipping = False  # inside an over-long line, until its newline
-        for data in self._read(stream, name):
+        for data in self._read(stream, name, live):
             if skipping:
                 nl = data.find(b"\n")
                 if nl < 0:
