@@ -408,10 +408,8 @@ class Session:
     def watch_length(self) -> int:
         """Segments watched: many short views, a long tail, never past the end of a video."""
         rng = self.rng
-        if rng.random() < 0.2:
-            n = rng.randint(1, 3)  # bounced
-        else:
-            n = int(rng.expovariate(1 / 25)) + 1
+        bounced = rng.random() < 0.2
+        n = rng.randint(1, 3) if bounced else int(rng.expovariate(1 / 25)) + 1
         if self.client.kind == "tv":
             n *= 3
         return min(n, self.segments + 1)

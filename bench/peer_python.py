@@ -5,9 +5,10 @@
 Reads stdin, writes one JSON record per line with sidecar's keys, in sidecar's order: timestamp
 to RFC 3339 UTC with milliseconds, client IP struck to its /24 (IPv4, IPv4-mapped) or /48
 (IPv6), country looked up with the full address (cached per struck prefix when the database
-network is no longer than the prefix, so the cache never changes an answer), query dropped,
-referrer reduced to its host. No user-agent parsing: the ua_* fields are null. Lines the regex
-does not read are skipped. One core: a baseline of what plain Python does.
+network is no longer than the prefix, so the cache never changes an answer; codes that name
+no country, like EU, are null), query dropped, referrer reduced to its host. No user-agent
+parsing: the ua_* fields are null. Lines the regex does not read are skipped. One core: a
+baseline of what plain Python does.
 
 Hand-tuning: one regex match per line (the user agent is not scanned), caches per client
 address, per timestamp text and per referrer holding ready JSON fragments (made by orjson),
@@ -34,6 +35,8 @@ LINE = re.compile(
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MONTHS = {m: i for i, m in enumerate(MONTH_NAMES, 1)}
 V6_MASK = ~((1 << 80) - 1)  # keep 48 bits
+# codes that name no country (as sidecar: the EU, Asia/Pacific, proxies, satellite, unknown)
+NOT_COUNTRIES = frozenset({"EU", "AP", "A1", "A2", "A3", "O1", "T1", "ZZ", "XX"})
 CACHE_ENTRIES = 65536
 CHUNK_BYTES = 1 << 20
 
@@ -95,6 +98,8 @@ class Clients:
                 record, prefix_len = self.reader.get_with_prefix_len(ip)
                 if record:
                     country = record.get("country", {}).get("iso_code")
+                    if country in NOT_COUNTRIES:
+                        country = None
                 if prefix_len <= bits:
                     if len(self.by_prefix) >= CACHE_ENTRIES:
                         self.by_prefix.clear()

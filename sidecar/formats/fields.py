@@ -10,7 +10,6 @@ value never reaches a RawRequest, so it can never reach a sink (`$remote_user`, 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
 
 from sidecar.record import RawRequest
 from sidecar.reject import BAD_FIELD, BAD_IP, BAD_TIMESTAMP, FORMAT_MISMATCH, Rejected
@@ -169,8 +168,6 @@ def _host(value: str | None) -> str | None:
     return value.partition(":")[0].rstrip(".").lower() or None
 
 
-_split_request_cached = lru_cache(maxsize=65536)(split_request)
-
 _TS_ERRORS = (ValueError, KeyError, IndexError, OverflowError)
 
 
@@ -295,7 +292,7 @@ def make_builder(
         "_read_ts0": times[0][1],
         "_read_time": _read_time,
         "_times": times,
-        "_split_request": _split_request_cached,
+        "_split_request": split_request,  # not cached: request lines rarely repeat (tokens)
         "_target_parts": _target_parts,
         "_float": _float,
         "_int": _int,

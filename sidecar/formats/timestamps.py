@@ -8,8 +8,11 @@ parser turns that into the `bad_timestamp` reason. Results are cached per distin
 
 from __future__ import annotations
 
+import calendar
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 _MONTH_ABBR = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTHS = {m: i for i, m in enumerate(_MONTH_ABBR, 1)}
@@ -36,10 +39,25 @@ def _time_local(text: str) -> str:
     off_hours, off_minutes = int(s[22:24]), int(s[24:26])
     if off_hours > 23 or off_minutes > 59:
         raise ValueError("bad offset")
-    month = _MONTHS.get(s[3:6], 0)
-    dt = datetime(int(s[7:11]), month, int(s[0:2]), int(s[12:14]), int(s[15:17]), int(s[18:20]))
-    offset = timedelta(hours=off_hours, minutes=off_minutes)
-    return rfc3339(dt - offset if sign == "+" else dt + offset)
+    hh, mm, ss = int(s[12:14]), int(s[15:17]), int(s[18:20])
+    if hh > 23 or mm > 59 or ss > 59:
+        raise ValueError("not a time of day")
+    seconds = _day_start(s[0:11]) + hh * 3600 + mm * 60 + ss
+    offset = (off_hours * 3600 + off_minutes * 60) * (1 if sign == "+" else -1)
+    t = time.gmtime(seconds - offset)
+    if not 1 <= t.tm_year <= 9999:
+        raise ValueError("year out of range")
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.000Z"
+    )
+
+
+@lru_cache(maxsize=1024)
+def _day_start(day: str) -> int:
+    """`24/Nov/2026` -> seconds since the epoch at its midnight, as if it were UTC."""
+    month = _MONTHS.get(day[3:6], 0)
+    return calendar.timegm(datetime(int(day[7:11]), month, int(day[0:2])).timetuple())
 
 
 def _iso8601(text: str) -> str:

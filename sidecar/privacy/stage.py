@@ -43,7 +43,7 @@ class PrivacyStage:
 
     def __init__(self, config: Config, lookup: CountryLookup | None = None) -> None:
         self.masker = Masker(config.ip.ipv4_prefix_bits, config.ip.ipv6_prefix_bits)
-        self.literal_masker = LiteralMasker(self.masker)
+        self.literal_masker = LiteralMasker(self.masker, cache_entries=8192)
         self.client = ClientIp(
             self.masker, TrustedProxies(config.ip.trusted_proxies), config.ip.real_ip_header
         )
@@ -51,6 +51,7 @@ class PrivacyStage:
         self.referrer = Referrer(
             config.referrer.first_party_hosts,
             config.referrer.third_party,
+            cache_entries=8192,
             strike=self.literal_masker.mask,
         )
         self.query = Query(config.query.allow, strike=self.literal_masker.mask)
@@ -65,6 +66,8 @@ class PrivacyStage:
         self._strike = self.literal_masker.mask
         self._coarse = self.useragent.coarse if config.useragent.mode != "drop" else None
         self._keep_ua = config.useragent.mode == "keep"
+        if self._coarse is not None:  # load ua-parser's rules now: once, before workers fork
+            self._coarse("Mozilla/5.0")
 
     def scrub(self, raw: RawRequest) -> CleanRecord:
         # client address: struck; its country from the full address
