@@ -56,25 +56,21 @@ def since_day(text: str, today: date | None = None) -> str:
 
 
 # --- SQLite: the daily rollups -------------------------------------------------------------------
-def _sqlite(sink: Sink, first_day: str, limit: int) -> dict[str, list[tuple]]:
-    from sidecar.sinks.sqlite import query
+def _sqlite_table(name: str) -> Query:
+    def run(sink: Sink, first_day: str, limit: int) -> list[tuple]:
+        from sidecar.sinks.sqlite import query
 
-    out = {
-        "per_day": query(
-            sink,
-            "SELECT day, requests, bytes FROM daily WHERE dimension = 'total' "
-            "AND day >= ? ORDER BY day",
-            [first_day],
-        ),
-    }
-    for table, dimension in _DIMENSION.items():
-        out[table] = query(
+        if name == "per_day":
+            return query(sink, "SELECT day, requests, bytes FROM daily WHERE dimension = 'total' "
+                               "AND day >= ? ORDER BY day", [first_day])  # fmt: skip
+        return query(
             sink,
             "SELECT key, SUM(requests) AS n, SUM(bytes) FROM daily WHERE dimension = ? "
             "AND day >= ? GROUP BY key ORDER BY n DESC, key LIMIT ?",
-            [dimension, first_day, limit],
+            [_DIMENSION[name], first_day, limit],
         )
-    return out
+
+    return run
 
 
 # --- ClickHouse: the raw table -----------------------------------------------------------------
@@ -84,29 +80,35 @@ def _content_sql() -> str:
     return f"if(match(lower(path), '\\\\.({suffixes})$'), {folder}, path)"
 
 
-def _clickhouse(sink: Sink, first_day: str, limit: int) -> dict[str, list[tuple]]:
-    q = sink.query  # type: ignore[attr-defined]
-    table = sink.table_name  # type: ignore[attr-defined]
-    where = f"ts >= toDateTime('{first_day} 00:00:00')"
-    keys = {
-        "countries": "ifNull(country, '')",
-        "content": f"ifNull({_content_sql()}, '')",
-        "referrers": "ifNull(referrer_host, '')",
-        "status": "multiIf(status >= 100 AND status < 600, "
-                  "concat(toString(intDiv(status, 100)), 'xx'), 'other')",
-        "browsers": "ifNull(ua_browser, '')",
-    }  # fmt: skip
-    out = {"per_day": q(f"SELECT toString(toDate(ts)) AS day, count() AS n, sum(bytes) FROM "
-                        f"{table} WHERE {where} GROUP BY day ORDER BY day")}  # fmt: skip
-    for name, key in keys.items():
-        out[name] = q(f"SELECT {key} AS k, count() AS n, sum(bytes) FROM {table} WHERE {where} "
-                      f"GROUP BY k ORDER BY n DESC, k LIMIT {int(limit)}")  # fmt: skip
-    return out
+_CLICKHOUSE_KEYS = {
+    "countries": "ifNull(country, '')",
+    "content": f"ifNull({_content_sql()}, '')",
+    "referrers": "ifNull(referrer_host, '')",
+    "status": "multiIf(status >= 100 AND status < 600, "
+              "concat(toString(intDiv(status, 100)), 'xx'), 'other')",
+    "browsers": "ifNull(ua_browser, '')",
+}  # fmt: skip
 
 
-DIALECTS: dict[str, Callable[[Sink, str, int], dict[str, list[tuple]]]] = {
-    "sqlite": _sqlite,
-    "clickhouse": _clickhouse,
+def _clickhouse_table(name: str) -> Query:
+    def run(sink: Sink, first_day: str, limit: int) -> list[tuple]:
+        q = sink.query  # type: ignore[attr-defined]
+        table = sink.table_name  # type: ignore[attr-defined]
+        where = f"ts >= toDateTime('{first_day} 00:00:00')"
+        if name == "per_day":
+            return q(f"SELECT toString(toDate(ts)) AS day, count() AS n, sum(bytes) FROM {table} "
+                     f"WHERE {where} GROUP BY day ORDER BY day")  # fmt: skip
+        return q(f"SELECT {_CLICKHOUSE_KEYS[name]} AS k, count() AS n, sum(bytes) FROM {table} "
+                 f"WHERE {where} GROUP BY k ORDER BY n DESC, k LIMIT {int(limit)}")  # fmt: skip
+
+    return run
+
+
+Query = Callable[[Sink, str, int], list[tuple]]
+#: dialect -> table name -> the query that answers it
+DIALECTS: dict[str, dict[str, Query]] = {
+    "sqlite": {t.name: _sqlite_table(t.name) for t in TABLES},
+    "clickhouse": {t.name: _clickhouse_table(t.name) for t in TABLES},
 }
 
 
@@ -117,7 +119,7 @@ def build(sink: Sink, since: str = "7d", limit: int = 10, today: date | None = N
             f"report: {sink.scheme}: sinks cannot be queried; use sqlite: or clickhouse:"
         )
     first_day = since_day(since, today)
-    raw = DIALECTS[sink.scheme](sink, first_day, limit)
+    raw = {name: run(sink, first_day, limit) for name, run in DIALECTS[sink.scheme].items()}
     total = sum(int(r[1]) for r in raw["per_day"])
     tables: dict[str, list[dict]] = {}
     for t in TABLES:

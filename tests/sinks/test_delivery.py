@@ -1,0 +1,529 @@
+"""delivery: batching, the disk spool, retries with backoff, dead letters, shutdown, restart.
+
+Delivery's logic is driven with `DoubleSink` (fails or refuses on demand); the same paths are
+then run against the real SqliteSink, made unavailable by another connection's lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import sqlite3
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from sidecar.config import SinkConfig, StorageConfig
+from sidecar.metrics import Metrics
+from sidecar.record import CleanRecord
+from sidecar.sinks.base import SinkRejected
+from sidecar.sinks.delivery import Delivery, DeliveryStats
+from sidecar.sinks.sqlite import SqliteSink
+from tests.sinks import DoubleSink, numbered, numbers, record, storage, wait_until
+
+
+def start(
+    sink, store: StorageConfig, metrics: Metrics | None = None, config: SinkConfig | None = None
+) -> tuple[Delivery, Metrics]:
+    metrics = metrics or Metrics()
+    delivery = Delivery(sink, config or sink.config, store, metrics)
+    delivery.start()
+    return delivery, metrics
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def dead_lettered_total(metrics: Metrics, sink_label: str) -> float:
+    return sum(
+        s.value
+        for m in metrics.registry.collect()
+        if m.name == "sidecar_records_dead_lettered"
+        for s in m.samples
+        if s.name.endswith("_total") and s.labels["sink"] == sink_label
+    )
+
+
+def assert_accounted(
+    delivery: Delivery, metrics: Metrics, stats: DeliveryStats, submitted: int
+) -> None:
+    """Every record is delivered, dead-lettered, dropped or still in the spool; and the
+    Prometheus counters say what DeliveryStats says."""
+    label = delivery.sink.id
+    assert (
+        stats.delivered + stats.dead_lettered + stats.dropped + stats.left_in_spool == submitted
+    ), stats
+    assert sample(metrics, "sidecar_records_delivered_total", sink=label) == stats.delivered
+    assert sample(metrics, "sidecar_records_spooled_total", sink=label) == stats.spooled
+    assert (
+        sample(metrics, "sidecar_records_dropped_total", sink=label, reason="spool_full")
+        == stats.dropped
+    )
+    assert dead_lettered_total(metrics, label) == stats.dead_lettered
+    assert sample(metrics, "sidecar_spool_bytes", sink=label) == delivery.spool.bytes
+    assert stats.left_in_spool == delivery.spool.records
+
+
+def encoded_size(r: CleanRecord) -> int:
+    return len(orjson.dumps(r)) + 1
+
+
+# --- cutting batches ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("max_rows", "chunks", "expect_sizes"),
+    [
+        (3, [10], [3, 3, 3, 1]),  # rows: full batches, the rest cut at close
+        (3, [2, 2, 2], [3, 3]),  # a batch spans submitted chunks
+        (1, [3], [1, 1, 1]),
+        (100, [5, 5], [10]),  # never full: one batch at close
+        (4, [0, 4, 0], [4]),  # empty submissions are ignored
+    ],
+)
+def test_batches_are_cut_by_rows(
+    tmp_path: Path, max_rows: int, chunks: list[int], expect_sizes: list[int]
+) -> None:
+    sink = DoubleSink(batch_max_rows=max_rows, batch_timeout_secs=60.0)
+    delivery, metrics = start(sink, storage(tmp_path))
+    n = 0
+    for size in chunks:
+        delivery.submit(numbered(size, start=n))
+        n += size
+    stats = delivery.close()
+    assert [len(b) for b in sink.batches] == expect_sizes
+    assert numbers(sink.delivered) == list(range(n))
+    assert stats == DeliveryStats(delivered=n)
+    assert_accounted(delivery, metrics, stats, n)
+    assert sample(metrics, "sidecar_sink_batch_seconds_count", sink=sink.id) == len(expect_sizes)
+
+
+@pytest.mark.parametrize(
+    ("per_batch", "n", "expect_sizes"), [(1, 3, [1, 1, 1]), (4, 10, [4, 4, 2]), (10, 10, [10])]
+)
+def test_batches_are_cut_by_bytes(
+    tmp_path: Path, per_batch: int, n: int, expect_sizes: list[int]
+) -> None:
+    recs = numbered(n, start=100)  # three-digit numbers: every record encodes to the same size
+    size = encoded_size(recs[0])
+    assert {encoded_size(r) for r in recs} == {size}
+    sink = DoubleSink(
+        batch_max_rows=1000, batch_max_bytes=per_batch * size, batch_timeout_secs=60.0
+    )
+    delivery, _ = start(sink, storage(tmp_path))
+    delivery.submit(recs)
+    delivery.close()
+    assert [len(b) for b in sink.batches] == expect_sizes
+    assert sink.delivered == recs
+
+
+def cut_on_reaching(batches: list[list[CleanRecord]], limit: int) -> bool:
+    """Each batch but the last was cut by the record with which it reached `limit` bytes of
+    JSON ("a batch is sent when it has this many bytes of JSON", config/sidecar.toml)."""
+    return all(
+        sum(map(encoded_size, b[:-1])) < limit <= sum(map(encoded_size, b)) for b in batches[:-1]
+    )
+
+
+def test_a_batch_is_cut_by_the_record_that_reaches_batch_max_bytes(tmp_path: Path) -> None:
+    recs = numbered(10, start=100)  # equal sizes s; limit 4s - 1: reached with the 4th record
+    limit = 4 * encoded_size(recs[0]) - 1
+    sink = DoubleSink(batch_max_rows=1000, batch_max_bytes=limit, batch_timeout_secs=60.0)
+    delivery, _ = start(sink, storage(tmp_path))
+    delivery.submit(recs)
+    delivery.close()
+    assert [len(b) for b in sink.batches] == [4, 4, 2]
+    assert cut_on_reaching(sink.batches, limit)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: batch bytes are estimated as (rows x the size of the first record ever seen), so with larger later records batches grow far past batch_max_bytes",
+)
+def test_batch_max_bytes_counts_the_records_actual_size(tmp_path: Path) -> None:
+    # a small first record (~290 bytes), then records of ~3.3 KB; limit = 4 small records
+    recs = [record(bytes=100), *[record(bytes=101, user_agent="x" * 3000) for _ in range(9)]]
+    limit = 4 * encoded_size(recs[0]) - 1
+    sink = DoubleSink(batch_max_rows=1000, batch_max_bytes=limit, batch_timeout_secs=60.0)
+    delivery, _ = start(sink, storage(tmp_path))
+    delivery.submit(recs)
+    delivery.close()
+    assert sink.delivered == recs
+    # expected batches of 1-2 records ([1st small + 1 big], then each big one reaches the limit
+    # alone); got [4, 4, 2]: ~10 KB batches for a ~1.1 KB limit
+    assert cut_on_reaching(sink.batches, limit), [len(b) for b in sink.batches]
+
+
+def test_batches_are_cut_by_age(tmp_path: Path) -> None:
+    sink = DoubleSink(batch_max_rows=1000, batch_timeout_secs=0.1)
+    delivery, _ = start(sink, storage(tmp_path))
+    t0 = time.monotonic()
+    delivery.submit(numbered(2))
+    wait_until(lambda: sink.batches, 3.0, "the first batch, cut by age")
+    assert time.monotonic() - t0 >= 0.09  # not before batch_timeout_secs
+    delivery.submit(numbered(1, start=2))
+    wait_until(lambda: len(sink.batches) == 2, 3.0, "the second batch, cut by age")
+    stats = delivery.close()
+    assert [numbers(b) for b in sink.batches] == [[0, 1], [2]]
+    assert stats.delivered == 3
+
+
+def test_close_flushes_the_last_partial_batch_at_once(tmp_path: Path) -> None:
+    sink = DoubleSink(batch_max_rows=100, batch_timeout_secs=60.0)
+    delivery, _ = start(sink, storage(tmp_path))
+    delivery.submit(numbered(5))
+    t0 = time.monotonic()
+    stats = delivery.close()
+    assert time.monotonic() - t0 < 1.0  # not after batch_timeout_secs
+    assert [numbers(b) for b in sink.batches] == [[0, 1, 2, 3, 4]]
+    assert stats.delivered == 5 and sink.opened == 1 and sink.closed == 1
+
+
+# --- an unavailable store -----------------------------------------------------------------------
+def test_unavailable_batches_are_spooled_then_delivered_in_order(tmp_path: Path) -> None:
+    sink = DoubleSink(fail=3, batch_max_rows=2, batch_timeout_secs=0.02)
+    delivery, metrics = start(sink, storage(tmp_path))
+    for i in range(0, 12, 3):
+        delivery.submit(numbered(3, start=i))
+    stats = delivery.close()
+    assert numbers(sink.delivered) == list(range(12))  # each record once, in order
+    assert stats.delivered == 12 and stats.left_in_spool == 0 and stats.spooled >= 2
+    assert sample(metrics, "sidecar_sink_retries_total", sink=sink.id) == 3
+    assert_accounted(delivery, metrics, stats, 12)
+    assert list(Path(delivery.spool.dir).iterdir()) == []
+
+
+def test_while_the_spool_holds_batches_new_ones_queue_behind_it(tmp_path: Path) -> None:
+    sink = DoubleSink(batch_max_rows=2, batch_timeout_secs=0.02)
+    sink.up.clear()  # an outage
+    delivery, metrics = start(sink, storage(tmp_path, retry_initial_secs=0.01, retry_max_secs=0.03))
+    delivery.submit(numbered(2, start=0))  # batch A: fails, spooled
+    wait_until(lambda: delivery.spool.records == 2, what="batch A in the spool")
+    delivery.submit(numbered(2, start=2))  # batches B and C go straight behind it
+    delivery.submit(numbered(2, start=4))
+    wait_until(lambda: delivery.spool.records == 6, what="B and C in the spool")
+    wait_until(lambda: len(sink.attempts) >= 3, what="a few retries")
+    # only the oldest batch is ever tried while the store is down: nothing overtakes it
+    assert {tuple(numbers(b)) for _, b in sink.attempts} == {(0, 1)}
+    sink.up.set()
+    wait_until(lambda: len(sink.delivered) == 6, what="delivery after the outage")
+    stats = delivery.close()
+    assert [numbers(b) for b in sink.batches] == [[0, 1], [2, 3], [4, 5]]
+    assert stats.spooled == 6 and stats.delivered == 6
+    assert_accounted(delivery, metrics, stats, 6)
+
+
+def test_retries_back_off_exponentially_up_to_the_ceiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(random, "uniform", lambda a, b: b)  # the jitter's upper end: no randomness
+    sink = DoubleSink(fail=6, batch_max_rows=1, batch_timeout_secs=0.01)
+    initial, ceiling = 0.04, 0.16
+    delivery, metrics = start(
+        sink, storage(tmp_path, retry_initial_secs=initial, retry_max_secs=ceiling)
+    )
+    delivery.submit(numbered(1))
+    wait_until(lambda: sink.batches, 5.0, "delivery after 6 failures")
+    stats = delivery.close()
+    times = [t for t, _ in sink.attempts]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 6
+    assert gaps[0] >= initial * 0.9
+    assert all(b >= a - 0.02 for a, b in itertools.pairwise(gaps)), gaps  # growing
+    assert max(gaps) <= ceiling + 0.08, gaps  # capped
+    assert gaps[-1] >= ceiling * 0.9, gaps  # and it reaches the ceiling
+    assert stats.delivered == 1
+    assert sample(metrics, "sidecar_sink_retries_total", sink=sink.id) == 6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the first failure of a fresh batch schedules the retry twice (in _to_spool and in _attempt), so the first retry waits 2 x retry_initial_secs",
+)
+def test_the_first_retry_comes_after_retry_initial_secs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        random, "uniform", lambda a, b: b
+    )  # jitter at its upper end: exactly the backoff
+    sink = DoubleSink(fail=1, batch_max_rows=1, batch_timeout_secs=0.01)
+    delivery, _ = start(sink, storage(tmp_path, retry_initial_secs=0.1, retry_max_secs=10.0))
+    delivery.submit(numbered(1))
+    wait_until(lambda: sink.batches, 5.0, "delivery after one failure")
+    delivery.close()
+    (t1, _), (t2, _) = sink.attempts
+    assert t2 - t1 < 0.15  # expected ~0.1 s (retry_initial_secs); got ~0.2 s
+
+
+# --- a refusing store ---------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["fresh", "from_spool"])
+def test_refused_batches_go_to_the_dead_letter_file_and_the_rest_continues(
+    tmp_path: Path, path: str
+) -> None:
+    sink = DoubleSink(
+        batch_max_rows=2,
+        batch_timeout_secs=0.02,
+        reject=lambda r: "data" if r["status"] == 999 else None,
+    )
+    recs = numbered(6)
+    recs[3] = record(ts=recs[3]["ts"], bytes=3, status=999)  # refused, and with it the batch [2, 3]
+    if path == "from_spool":
+        sink.up.clear()
+    delivery, metrics = start(sink, storage(tmp_path))
+    for r in recs:
+        delivery.submit([r])
+    if path == "from_spool":
+        wait_until(lambda: delivery.spool.records == 6, what="all batches spooled")
+        sink.up.set()
+    stats = delivery.close()
+    assert numbers(sink.delivered) == [0, 1, 4, 5]
+    lines = [orjson.loads(x) for x in delivery.dead_letter_path.read_bytes().splitlines()]
+    assert [set(x) for x in lines] == [{"reason", "message", "record"}] * 2
+    assert [x["reason"] for x in lines] == ["data", "data"]
+    assert all(x["message"] == "double: refused a batch (data)" for x in lines)
+    assert [CleanRecord(x["record"]) for x in lines] == recs[2:4]
+    assert delivery.dead_letter_path.name == f"{sink.id}.jsonl"
+    assert stats.dead_lettered == 2 and stats.delivered == 4 and stats.left_in_spool == 0
+    assert sample(metrics, "sidecar_records_dead_lettered_total", sink=sink.id, reason="data") == 2
+    assert_accounted(delivery, metrics, stats, 6)
+
+
+def test_dead_letter_messages_are_cut_to_2000_characters(tmp_path: Path) -> None:
+    class Loud(DoubleSink):
+        def write(self, records):
+            raise SinkRejected("x" * 5000, "other")
+
+    sink = Loud(batch_max_rows=10, batch_timeout_secs=0.02)
+    delivery, metrics = start(sink, storage(tmp_path))
+    delivery.submit(numbered(2))
+    stats = delivery.close()
+    lines = [orjson.loads(x) for x in delivery.dead_letter_path.read_bytes().splitlines()]
+    assert [len(x["message"]) for x in lines] == [2000, 2000]
+    assert stats.dead_lettered == 2
+    assert_accounted(delivery, metrics, stats, 2)
+
+
+# --- shutdown and restart -----------------------------------------------------------------------
+@pytest.mark.parametrize("shutdown", [0.0, 0.5])
+def test_a_store_that_stays_down_does_not_hold_up_close_and_the_spool_survives(
+    tmp_path: Path, shutdown: float
+) -> None:
+    store = storage(
+        tmp_path, retry_initial_secs=0.05, retry_max_secs=0.1, shutdown_timeout_secs=shutdown
+    )
+    sink = DoubleSink(batch_max_rows=4, batch_timeout_secs=60.0)
+    sink.up.clear()
+    delivery, metrics = start(sink, store)
+    delivery.submit(numbered(10))
+    t0 = time.monotonic()
+    stats = delivery.close()
+    elapsed = time.monotonic() - t0
+    assert elapsed < shutdown + 0.5, elapsed
+    assert stats.delivered == 0 and stats.spooled == 10 and stats.left_in_spool == 10
+    assert len(delivery.spool) == 3 and sink.closed == 1
+    assert_accounted(delivery, metrics, stats, 10)
+
+    # the next start replays the spool first, then what it is given, in order
+    again = DoubleSink(batch_max_rows=4, batch_timeout_secs=60.0)
+    assert again.id == sink.id
+    delivery2, metrics2 = start(again, store)
+    delivery2.submit(numbered(2, start=10))
+    stats2 = delivery2.close()
+    assert [numbers(b) for b in again.batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [10, 11]]
+    assert stats2.delivered == 12 and stats2.left_in_spool == 0
+    assert list(Path(delivery2.spool.dir).iterdir()) == []
+    assert sample(metrics2, "sidecar_records_delivered_total", sink=again.id) == 12
+
+
+def test_a_restart_with_nothing_new_still_replays_the_spool(tmp_path: Path) -> None:
+    store = storage(tmp_path, shutdown_timeout_secs=0.0)
+    sink = DoubleSink(batch_max_rows=3, batch_timeout_secs=60.0)
+    sink.up.clear()
+    d1, _ = start(sink, store)
+    d1.submit(numbered(5))
+    assert d1.close().left_in_spool == 5
+    again = DoubleSink(batch_max_rows=3, batch_timeout_secs=60.0)
+    d2, m2 = start(again, storage(tmp_path))
+    stats = d2.close()
+    assert numbers(again.delivered) == [0, 1, 2, 3, 4]
+    assert stats.delivered == 5 and stats.left_in_spool == 0
+    assert sample(m2, "sidecar_spool_bytes", sink=again.id) == 0
+
+
+# --- a full spool -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("policy", "kept"),
+    [
+        ("drop_oldest", [6, 7, 8, 9]),  # the two newest batches are kept
+        ("drop_newest", [0, 1, 2, 3]),  # the two oldest are kept, the rest refused
+    ],
+)
+def test_a_full_spool_drops_records_and_counts_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, policy: str, kept: list[int]
+) -> None:
+    recs = numbered(10)
+    size = encoded_size(recs[0])
+    store = storage(
+        tmp_path, spool_max_bytes=4 * size, spool_full=policy, shutdown_timeout_secs=0.0
+    )
+    sink = DoubleSink(batch_max_rows=2, batch_timeout_secs=60.0)
+    sink.up.clear()
+    delivery, metrics = start(sink, store)
+    with caplog.at_level(logging.WARNING, logger="sidecar.sinks.delivery"):
+        delivery.submit(recs)
+        stats = delivery.close()
+    assert stats.dropped == 6 and stats.left_in_spool == 4 and stats.delivered == 0
+    assert sample(metrics, "sidecar_records_dropped_total", sink=sink.id, reason="spool_full") == 6
+    assert "full: dropped" in caplog.text  # never silent
+    assert_accounted(delivery, metrics, stats, 10)
+    again = DoubleSink(batch_max_rows=2, batch_timeout_secs=60.0)
+    start(again, store)[0].close()
+    assert numbers(again.delivered) == kept
+
+
+def test_a_batch_larger_than_the_whole_spool_is_dropped_and_counted(tmp_path: Path) -> None:
+    recs = numbered(10)
+    store = storage(tmp_path, spool_max_bytes=encoded_size(recs[0]) * 3, shutdown_timeout_secs=0.0)
+    sink = DoubleSink(batch_max_rows=5, batch_timeout_secs=60.0)
+    sink.up.clear()
+    delivery, metrics = start(sink, store)
+    delivery.submit(recs)
+    stats = delivery.close()
+    assert stats.dropped == 10 and stats.spooled == 0 and stats.left_in_spool == 0
+    assert_accounted(delivery, metrics, stats, 10)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: an exception from sink.open() other than SinkUnavailable (here SinkRejected, as ClickHouseSink.open raises for a missing table on 18.16) kills the delivery thread; the records are then neither delivered, spooled, dead-lettered nor counted",
+)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_sink_whose_open_refuses_loses_nothing_silently(tmp_path: Path) -> None:
+    sink = DoubleSink(
+        batch_max_rows=10,
+        batch_timeout_secs=0.02,
+        open_error=SinkRejected("double: no such table", "schema"),
+    )
+    delivery, metrics = start(sink, storage(tmp_path, shutdown_timeout_secs=0.5))
+    delivery.submit(numbered(3))
+    stats = delivery.close()
+    assert_accounted(delivery, metrics, stats, 3)  # got: DeliveryStats() all zero, 3 records gone
+
+
+def test_a_sink_unavailable_at_open_is_retried(tmp_path: Path) -> None:
+    from sidecar.sinks.base import SinkUnavailable
+
+    sink = DoubleSink(
+        batch_max_rows=10, batch_timeout_secs=0.02, open_error=SinkUnavailable("double: not yet")
+    )
+    delivery, metrics = start(sink, storage(tmp_path))
+    delivery.submit(numbered(3))
+    stats = delivery.close()
+    assert numbers(sink.delivered) == [0, 1, 2]
+    assert_accounted(delivery, metrics, stats, 3)
+
+
+# --- the same with the real SQLite sink -----------------------------------------------------------
+def sqlite_rows(db: Path) -> list[int]:
+    conn = sqlite3.connect(db)
+    try:
+        return [r[0] for r in conn.execute("SELECT bytes FROM requests_2026_11 ORDER BY rowid")]
+    finally:
+        conn.close()
+
+
+def test_sqlite_locked_then_released_delivers_everything_in_order(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    config = SinkConfig(
+        url=f"sqlite:{db}", batch_max_rows=5, batch_timeout_secs=0.02, timeout_secs=0.02
+    )
+    warm = SqliteSink(config)
+    warm.write(numbered(1, start=1000))  # the database exists, in WAL mode, with its month table
+    warm.close()
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    delivery, metrics = start(
+        SqliteSink(config),
+        storage(tmp_path, retry_initial_secs=0.02, retry_max_secs=0.05),
+        config=config,
+    )
+    for i in range(0, 15, 5):
+        delivery.submit(numbered(5, start=i))
+    wait_until(lambda: delivery.stats.spooled == 15, what="all batches spooled while locked")
+    locker.execute("ROLLBACK")
+    locker.close()
+    stats = delivery.close()
+    assert sqlite_rows(db) == [1000, *range(15)]
+    assert stats.delivered == 15 and stats.spooled == 15 and stats.left_in_spool == 0
+    assert sample(metrics, "sidecar_sink_retries_total", sink=delivery.sink.id) >= 1
+    assert_accounted(delivery, metrics, stats, 15)
+
+
+def test_sqlite_locked_through_shutdown_is_replayed_at_the_next_start(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    config = SinkConfig(
+        url=f"sqlite:{db}", batch_max_rows=4, batch_timeout_secs=60.0, timeout_secs=0.02
+    )
+    SqliteSink(config).open()
+    store = storage(tmp_path, shutdown_timeout_secs=0.2, retry_initial_secs=0.05)
+    locker = sqlite3.connect(db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    d1, m1 = start(SqliteSink(config), store, config=config)
+    d1.submit(numbered(6))
+    stats = d1.close()
+    assert stats.left_in_spool == 6 and stats.delivered == 0
+    assert_accounted(d1, m1, stats, 6)
+    locker.execute("ROLLBACK")
+    locker.close()
+    d2, m2 = start(SqliteSink(config), store, config=config)
+    stats2 = d2.close()
+    assert sqlite_rows(db) == [0, 1, 2, 3, 4, 5]
+    assert stats2.delivered == 6 and stats2.left_in_spool == 0
+    assert_accounted(d2, m2, stats2, 6)
+
+
+def test_sqlite_refusal_is_dead_lettered_and_the_rest_stored(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    config = SinkConfig(url=f"sqlite:{db}", batch_max_rows=2, batch_timeout_secs=60.0)
+    sink = SqliteSink(config)
+    sink.open()
+    # schema drift: December's table made by hand, without most columns
+    assert sink.conn is not None
+    sink.conn.execute("CREATE TABLE requests_2026_12 (ts TEXT, client_ip TEXT)")
+    sink.close()
+    recs = [
+        *numbered(2),
+        record(ts="2026-12-01T00:00:00.000Z", bytes=2),
+        record(ts="2026-12-01T00:00:01.000Z", bytes=3),
+        *numbered(2, start=4),
+    ]
+    delivery, metrics = start(SqliteSink(config), storage(tmp_path), config=config)
+    delivery.submit(recs)
+    stats = delivery.close()
+    assert sqlite_rows(db) == [0, 1, 4, 5]
+    lines = [orjson.loads(x) for x in delivery.dead_letter_path.read_bytes().splitlines()]
+    assert [(x["reason"], x["record"]["bytes"]) for x in lines] == [("schema", 2), ("schema", 3)]
+    assert "no column" in lines[0]["message"]
+    assert stats.dead_lettered == 2 and stats.delivered == 4
+    assert_accounted(delivery, metrics, stats, 6)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: SqliteSink.write lets OverflowError escape for bytes >= 2**63; the delivery thread dies on it and every later record is lost uncounted",
+)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_sqlite_an_unstorable_value_does_not_stop_delivery(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    config = SinkConfig(url=f"sqlite:{db}", batch_max_rows=2, batch_timeout_secs=60.0)
+    recs = numbered(6)
+    recs[2] = record(ts=recs[2]["ts"], bytes=2**63)  # valid JSON, a valid UInt64 for ClickHouse
+    delivery, metrics = start(SqliteSink(config), storage(tmp_path), config=config)
+    delivery.submit(recs)
+    stats = delivery.close()
+    # expected: [2**63, 3] dead-lettered (reason "data"), [0, 1] and [4, 5] stored
+    assert sqlite_rows(db) == [0, 1, 4, 5]  # got [0, 1]: the thread died at the second batch
+    assert stats.dead_lettered == 2
+    assert_accounted(delivery, metrics, stats, 6)

@@ -1,0 +1,175 @@
+"""metrics: names follow the convention, labels come from closed sets, registries do not collide."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from sidecar import reject
+from sidecar.metrics import DEAD_LETTER_REASONS, DROP_REASONS, Metrics
+from sidecar.sinks.base import SinkRejected
+from sidecar.sinks.clickhouse import DATA_CODES, RETRYABLE_CODES, SCHEMA_CODES, classify
+from sidecar.sinks.delivery import Delivery
+from sidecar.sinks.sqlite import _classify
+from tests.sinks import DoubleSink, numbered, storage
+
+#: every metric family and its label names
+FAMILIES = {
+    "sidecar_lines": ("counter", ()),
+    "sidecar_lines_rejected": ("counter", ("reason",)),
+    "sidecar_records_delivered": ("counter", ("sink",)),
+    "sidecar_records_spooled": ("counter", ("sink",)),
+    "sidecar_records_dropped": ("counter", ("sink", "reason")),
+    "sidecar_records_dead_lettered": ("counter", ("sink", "reason")),
+    "sidecar_sink_retries": ("counter", ("sink",)),
+    "sidecar_spool_bytes": ("gauge", ("sink",)),
+    "sidecar_sink_batch_seconds": ("histogram", ("sink",)),
+}
+#: the closed set each label takes its values from (sink ids come from the config)
+CLOSED = {
+    ("sidecar_lines_rejected", "reason"): set(reject.REASONS),
+    ("sidecar_records_dropped", "reason"): set(DROP_REASONS),
+    ("sidecar_records_dead_lettered", "reason"): set(DEAD_LETTER_REASONS),
+}
+
+
+def touched() -> Metrics:
+    """A Metrics with one sample in every family and every allowed label value."""
+    m = Metrics()
+    m.lines.inc()
+    for reason in reject.REASONS:
+        m.lines_rejected.labels(reason).inc()
+    for sink in ("sqlite-a-00000000", "clickhouse-h-8123-11111111"):
+        m.records_delivered.labels(sink).inc()
+        m.records_spooled.labels(sink).inc()
+        for reason in DROP_REASONS:
+            m.records_dropped.labels(sink, reason).inc()
+        for reason in DEAD_LETTER_REASONS:
+            m.records_dead_lettered.labels(sink, reason).inc()
+        m.sink_retries.labels(sink).inc()
+        m.spool_bytes.labels(sink).set(10)
+        m.batch_seconds.labels(sink).observe(0.01)
+    return m
+
+
+def test_the_families_and_their_labels() -> None:
+    got = {}
+    for family in touched().registry.collect():
+        labels = {tuple(k for k in s.labels if k != "le") for s in family.samples}
+        assert len(labels) == 1, family.name
+        got[family.name] = (family.type, labels.pop())
+    assert got == FAMILIES
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_names_follow_the_convention(family: str) -> None:
+    kind, _ = FAMILIES[family]
+    assert re.fullmatch(r"sidecar(_[a-z]+)+", family)
+    text = "\n".join(
+        f"{s.name}" for f in touched().registry.collect() if f.name == family for s in f.samples
+    )
+    names = set(text.split("\n"))
+    if kind == "counter":
+        # counters: sidecar_<noun>[_<unit>]_total (and the client's _created timestamp)
+        assert {n for n in names if not n.endswith("_created")} == {family + "_total"}
+    else:
+        assert not any(n.endswith("_total") for n in names)
+        assert family.endswith(("_bytes", "_seconds"))  # base units
+
+
+def test_exposition_text_parses_and_only_counters_end_in_total(tmp_path: Path) -> None:
+    m = touched()
+    path = tmp_path / "sidecar.prom"
+    m.write_textfile(str(path))  # for node_exporter's textfile collector
+    families = {
+        f.name: f
+        for f in text_string_to_metric_families(path.read_text())
+        if not f.name.endswith("_created")  # the client's creation timestamps, one per series
+    }
+    assert set(families) == set(FAMILIES)
+    for name, family in families.items():
+        assert family.type == FAMILIES[name][0]
+    assert "sidecar_lines_total 1.0" in path.read_text()
+
+
+def test_label_values_come_from_closed_sets() -> None:
+    for family in touched().registry.collect():
+        for s in family.samples:
+            for label, value in s.labels.items():
+                allowed = CLOSED.get((family.name, label))
+                if allowed is not None:
+                    assert value in allowed, (family.name, label, value)
+    assert set(reject.REASONS) and set(DROP_REASONS) == {"spool_full"}
+    assert set(DEAD_LETTER_REASONS) == {"schema", "data", "other"}
+
+
+@pytest.mark.parametrize(
+    "code",
+    sorted(RETRYABLE_CODES | SCHEMA_CODES | DATA_CODES | {0, 1, 62, 390, 1000, 99999}),
+)
+def test_clickhouse_refusal_reasons_are_in_the_closed_set(code: int) -> None:
+    exc = classify(500, f"Code: {code}, e.displayText() = DB::Exception: something")
+    if isinstance(exc, SinkRejected):
+        assert exc.reason in DEAD_LETTER_REASONS
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlite3.OperationalError("table requests_2026_11 has no column named x"),
+        sqlite3.OperationalError("no such table: daily"),
+        sqlite3.IntegrityError("NOT NULL constraint failed: requests_2026_11.ts"),
+        sqlite3.InterfaceError("Error binding parameter 1"),
+        sqlite3.ProgrammingError("Incorrect number of bindings supplied"),
+        sqlite3.OperationalError('near "x": syntax error'),
+        sqlite3.DatabaseError("file is not a database"),
+    ],
+)
+def test_sqlite_refusal_reasons_are_in_the_closed_set(error: sqlite3.Error) -> None:
+    exc = _classify(error)
+    if isinstance(exc, SinkRejected):
+        assert exc.reason in DEAD_LETTER_REASONS
+
+
+def test_a_delivery_labels_with_its_sink_id_only(tmp_path: Path) -> None:
+    sink = DoubleSink(
+        "double:metrics",
+        fail=1,
+        batch_max_rows=2,
+        batch_timeout_secs=0.02,
+        reject=lambda r: "data" if r["bytes"] == 3 else None,
+    )
+    m = Metrics()
+    d = Delivery(sink, sink.config, storage(tmp_path), m)
+    d.start()
+    d.submit(numbered(6))
+    d.close()
+    values = {
+        s.labels["sink"] for f in m.registry.collect() for s in f.samples if "sink" in s.labels
+    }
+    assert values == {sink.id}
+
+
+def test_a_fresh_registry_per_metrics() -> None:
+    a, b = Metrics(), Metrics()  # no "Duplicated timeseries" error
+    assert a.registry is not b.registry
+    a.lines.inc(5)
+    a.records_delivered.labels("s").inc(2)
+    assert a.registry.get_sample_value("sidecar_lines_total") == 5
+    assert b.registry.get_sample_value("sidecar_lines_total") == 0
+    assert b.registry.get_sample_value("sidecar_records_delivered_total", {"sink": "s"}) is None
+
+
+def test_a_given_registry_is_used_and_cannot_take_a_second_set() -> None:
+    registry = CollectorRegistry()
+    m = Metrics(registry)
+    assert m.registry is registry
+    m.lines.inc()
+    assert registry.get_sample_value("sidecar_lines_total") == 1
+    with pytest.raises(ValueError, match="Duplicated"):
+        Metrics(registry)
