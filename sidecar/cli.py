@@ -25,6 +25,7 @@ from sidecar.formats.registry import resolve as resolve_format
 from sidecar.metrics import Metrics
 from sidecar.pipeline import ChunkResult, LinePipeline, fit_format, run
 from sidecar.privacy.stage import PrivacyStage, open_country_lookup
+from sidecar.record import CleanBatch
 from sidecar.sinks.base import SinkUnavailable
 from sidecar.sinks.delivery import Delivery
 from sidecar.sinks.registry import open_sink
@@ -143,9 +144,8 @@ def cmd_pipe(args: argparse.Namespace) -> int:
                 "is rejected (format_mismatch). Name the format with --format.",
                 file=sys.stderr,
             )
-    output = cfg.pipe.output if to_stdout_only else "records"
     pipeline = LinePipeline(
-        fmt, stage, output, cfg.input.max_line_bytes, keep_rejects=rejects_out is not None
+        fmt, stage, cfg.pipe.output, cfg.input.max_line_bytes, keep_rejects=rejects_out is not None
     )
     stats = Stats()
     progress = Progress(stats, sys.stderr)
@@ -158,8 +158,9 @@ def cmd_pipe(args: argparse.Namespace) -> int:
                 for d in deliveries:
                     d.start()
                     started.append(d)
+            batch = CleanBatch(result.output, result.records_out)  # jsonl: the clean encoding
             for d in deliveries:
-                d.submit(result.records)
+                d.submit(batch)
         else:
             out.write(result.output)
         stats.add(result.lines_in, result.records_out, result.rejected)

@@ -120,9 +120,13 @@ SINK_SCHEMES = ("stdout", "sqlite", "clickhouse", "jsonl", "http")
 DEFAULT_SINK = "sqlite:data/analytics.db"
 
 
+_SECRET_PARAM = re.compile(r"(?i)([?&](?:password|passwd|key|token|secret)=)[^&#]*")
+
+
 def redact_url(url: str) -> str:
-    """A URL fit for messages and metric labels: userinfo (a password) replaced by `***`."""
-    return re.sub(r"(//)[^/@]*@", r"\1***@", url)
+    """A URL fit for messages, file names and metric labels: userinfo and secret query
+    parameters (`password=`, `key=`, `token=`, `secret=`) replaced by `***`."""
+    return _SECRET_PARAM.sub(r"\1***", re.sub(r"(//)[^/]*@", r"\1***@", url))
 
 
 def _sink_url(url: str) -> str | None:

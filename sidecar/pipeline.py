@@ -34,19 +34,17 @@ _REJECT_ESCAPES = {i: f"\\x{i:02X}" for i in (*range(0x20), 0x7F) if i != 0x09}
 
 @dataclass(slots=True)
 class ChunkResult:
-    output: bytes  # encoded records (jsonl or rewrite), or b"" in records mode
+    output: bytes  # the records, encoded: jsonl (a CleanBatch's data) or rewrite
     lines_in: int
     records_out: int
     rejected: dict[str, int]
     rejects: list[str] = field(default_factory=list)  # struck rejected lines, when asked for
-    records: list[CleanRecord] = field(default_factory=list)  # records mode: for the sinks
 
 
 class LinePipeline:
     """One process's whole way of a line; `fmt` None rejects every line (no format detected).
 
-    `output`: `jsonl` or `rewrite` encode records for stdout; `records` hands them over as they
-    are, for sinks (they cross from worker processes pickled, clean records only)."""
+    `output`: `jsonl` (JSON lines: stdout, or a CleanBatch for the sinks) or `rewrite`."""
 
     def __init__(
         self,
@@ -61,7 +59,6 @@ class LinePipeline:
         self.max_line_bytes = max_line_bytes
         self.keep_rejects = keep_rejects
         self.encode: Callable[[CleanRecord], bytes]
-        self.keep_records = output == "records"
         if output == "rewrite" and fmt is not None:
             line = Rewriter(fmt).line
             self.encode = lambda rec: (line(rec) + "\n").encode()
@@ -109,26 +106,19 @@ class LinePipeline:
         scrub = self.stage.scrub
         encode = self.encode
         out = bytearray()  # appended to at once: retaining each line's bytes costs page faults
-        records: list[CleanRecord] = []
-        keep = records.append if self.keep_records else None
         n_rejected = 0
         for line in lines:
             try:
                 if slow_checks:
                     self.check(line)
-                if keep is None:
-                    out += encode(scrub(parse(line)))
-                else:
-                    keep(scrub(parse(line)))
+                out += encode(scrub(parse(line)))
             except Rejected as rej:
                 n_rejected += 1
                 rejected[EMPTY if not line or line.isspace() else rej.reason] += 1
                 if self.keep_rejects and line:
                     rejects.append(self.strike(line))
         n_in = len(lines) + rejected[INVALID_UTF8]
-        return ChunkResult(
-            bytes(out), n_in, len(lines) - n_rejected, dict(rejected), rejects, records
-        )
+        return ChunkResult(bytes(out), n_in, len(lines) - n_rejected, dict(rejected), rejects)
 
 
 def _no_format(line: str) -> RawRequest:

@@ -46,7 +46,10 @@ def since_day(text: str, today: date | None = None) -> str:
     if m:
         n, unit = int(m.group(1)), m.group(2)
         hours = n * {"h": 1, "d": 24, "w": 168}[unit]
-        return (today - timedelta(days=max(0, (hours + 23) // 24 - 1))).isoformat()
+        try:
+            return (today - timedelta(days=max(0, (hours + 23) // 24 - 1))).isoformat()
+        except OverflowError:  # before year 1: everything
+            return "0001-01-01"
     try:
         return date.fromisoformat(text.strip()).isoformat()
     except ValueError:

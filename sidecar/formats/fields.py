@@ -142,7 +142,7 @@ def _int(value: str | None, default: int) -> int:
     """A count as logs write it: ASCII digits only (int() would take "+5", "1_000", "-5")."""
     if value is None or value == "-" or value == "":
         return default
-    if not (value.isascii() and value.isdigit()):
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # stays below 2**63
         raise Rejected(BAD_FIELD)
     return int(value)
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from sidecar.config import SinkConfig, redact_url
 from sidecar.errors import SidecarError
-from sidecar.record import CleanRecord
+from sidecar.record import CleanBatch, CleanRecord, as_batch
 
 
 class SinkUnavailable(SidecarError):
@@ -49,9 +49,13 @@ class Sink(ABC):
     def open(self) -> None:  # noqa: B027 - optional hook
         """Connect or open files; raise SinkUnavailable when the store is not there yet."""
 
-    @abstractmethod
-    def write(self, records: Sequence[CleanRecord]) -> None:
+    def write(self, batch: CleanBatch | Sequence[CleanRecord]) -> None:
         """Store the whole batch, or raise SinkUnavailable / SinkRejected and store none of it."""
+        self.write_batch(as_batch(batch))
+
+    @abstractmethod
+    def write_batch(self, batch: CleanBatch) -> None:
+        """`write`, for a CleanBatch (JSON lines of clean records)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release what `open` took."""
@@ -60,7 +64,7 @@ class Sink(ABC):
 def sink_id(url: str) -> str:
     """`clickhouse-127.0.0.1-8123-1a2b3c4d`: readable, stable, and free of any password."""
     scheme, _, rest = url.partition(":")
-    clean = redact_url(rest)
+    clean = re.sub(r"[?#].*", "", redact_url(rest))  # no query: settings are not a name
     words = re.sub(r"[^A-Za-z0-9.]+", "-", re.sub(r"^https?://", "", clean)).strip("-")[:40]
     digest = hashlib.sha256(url.encode()).hexdigest()[:8]
     return f"{scheme}-{words}-{digest}" if words else f"{scheme}-{digest}"

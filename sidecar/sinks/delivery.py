@@ -1,6 +1,7 @@
 """One sink's way of delivery: batching, the store, the disk spool, retries, dead letters.
 
-A thread per sink takes lists of clean records from a bounded queue and cuts batches by rows,
+A thread per sink takes batches of clean records (CleanBatch: JSON lines) from a bounded queue
+and cuts batches by rows,
 bytes and age (`batch_max_rows`, `batch_max_bytes`, `batch_timeout_secs`). Each batch is:
 - written to the store and, once it confirms, acknowledged (counted as delivered);
 - or, when the store is unavailable, written to the disk spool, to be retried oldest first with
@@ -26,7 +27,7 @@ import orjson
 
 from sidecar.config import SinkConfig, StorageConfig
 from sidecar.metrics import Metrics
-from sidecar.record import CleanRecord
+from sidecar.record import CleanBatch, CleanRecord, as_batch
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
 from sidecar.sinks.spool import Spool
 
@@ -66,10 +67,9 @@ class Delivery:
         self.stats = DeliveryStats()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_chunks)
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.id}", daemon=True)
-        self._batch: list[CleanRecord] = []
-        self._batch_bytes = 0
+        self._batch = bytearray()  # JSON lines of clean records (CleanBatch.data)
+        self._batch_count = 0
         self._batch_started = 0.0
-        self._record_bytes = 0  # encoded size of one record, measured on the first
         self._backoff = 0.0
         self._retry_at = 0.0
         self._deadline: float | None = None
@@ -79,10 +79,11 @@ class Delivery:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, records: list[CleanRecord]) -> None:
+    def submit(self, batch: CleanBatch | list[CleanRecord]) -> None:
         """Hand over records (blocks while the queue is full: backpressure)."""
-        if records:
-            self._queue.put(records)
+        batch = as_batch(batch)
+        if batch.count:
+            self._queue.put(batch)
 
     def close(self) -> DeliveryStats:
         """Flush everything; wait at most `shutdown_timeout_secs` for a store that is down."""
@@ -93,36 +94,50 @@ class Delivery:
 
     # --- the delivery thread ----------------------------------------------------------------
     def _run(self) -> None:
-        try:
-            self.sink.open()
-        except SinkUnavailable as exc:
-            log.warning("sink %s not available at start: %s", self.label, exc)
-            self._schedule_retry()
+        self._open()
         stopping = False
         while True:
-            timeout = self._wait_time()
             try:
-                item = self._queue.get(timeout=timeout) if timeout is None or timeout > 0 else None
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                stopping = True
-                self._deadline = self.clock() + self.storage.shutdown_timeout_secs
-            elif item is not None:
-                self._add(item)
-            if self._batch and (stopping or self._batch_age() >= self.cfg.batch_timeout_secs):
-                self._cut()
-            self._replay_due()
-            if stopping and (not self.spool or self.clock() >= self._deadline):
+                stopping = self._step(stopping)
+            except Exception:  # a bug must not kill delivery silently: log it, keep the data
+                log.exception("sink %s: unexpected error in delivery", self.label)
+                self._schedule_retry()
+            if stopping and (not self.spool or self.clock() >= self._deadline):  # type: ignore[operator]
                 break
-            if stopping and self._retry_at > self._deadline:  # next try is past the deadline
-                break
-        self.sink.close()
+            if stopping and self._retry_at > self._deadline:  # type: ignore[operator]
+                break  # the next try is past the deadline: leave the rest in the spool
+        try:
+            self.sink.close()
+        except Exception:
+            log.exception("sink %s: error while closing", self.label)
+
+    def _open(self) -> None:
+        try:
+            self.sink.open()
+        except Exception as exc:  # unavailable, refused or broken: retry later, lose nothing
+            log.warning("sink %s not available at start: %s", self.label, exc)
+            self._schedule_retry()
+
+    def _step(self, stopping: bool) -> bool:
+        timeout = self._wait_time()
+        try:
+            item = self._queue.get(timeout=timeout) if timeout is None or timeout > 0 else None
+        except queue.Empty:
+            item = None
+        if item is _STOP:
+            stopping = True
+            self._deadline = self.clock() + self.storage.shutdown_timeout_secs
+        elif item is not None:
+            self._add(item)
+        if self._batch_count and (stopping or self._batch_age() >= self.cfg.batch_timeout_secs):
+            self._cut()
+        self._replay_due()
+        return stopping
 
     def _wait_time(self) -> float | None:
         now = self.clock()
         waits = []
-        if self._batch:
+        if self._batch_count:
             waits.append(self._batch_started + self.cfg.batch_timeout_secs - now)
         if self.spool:
             waits.append(self._retry_at - now)
@@ -131,64 +146,76 @@ class Delivery:
         return max(0.0, min(waits)) if waits else None
 
     def _batch_age(self) -> float:
-        return self.clock() - self._batch_started if self._batch else 0.0
+        return self.clock() - self._batch_started if self._batch_count else 0.0
 
-    def _add(self, records: list[CleanRecord]) -> None:
-        if not self._record_bytes:
-            self._record_bytes = len(orjson.dumps(records[0])) + 1
-        for record in records:
-            if not self._batch:
+    def _add(self, batch: CleanBatch) -> None:
+        data, count = batch.data, batch.count
+        while count:
+            if not self._batch_count:
                 self._batch_started = self.clock()
-            self._batch.append(record)
-            self._batch_bytes += self._record_bytes
+            room_rows = self.cfg.batch_max_rows - self._batch_count
+            room_bytes = self.cfg.batch_max_bytes - len(self._batch)
+            if count <= room_rows and len(data) <= room_bytes:
+                self._batch += data
+                self._batch_count += count
+                data, count = b"", 0
+            else:  # take the lines that fit (at least one), cut, go on with the rest
+                end, taken = _lines_fitting(data, room_rows, room_bytes)
+                self._batch += data[:end]
+                self._batch_count += taken
+                data, count = data[end:], count - taken
             if (
-                len(self._batch) >= self.cfg.batch_max_rows
-                or self._batch_bytes >= self.cfg.batch_max_bytes
+                self._batch_count >= self.cfg.batch_max_rows
+                or len(self._batch) >= self.cfg.batch_max_bytes
             ):
                 self._cut()
 
     def _cut(self) -> None:
-        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        batch = CleanBatch(bytes(self._batch), self._batch_count)
+        self._batch, self._batch_count = bytearray(), 0
         if self.spool:  # older batches wait: keep the order
             self._to_spool(batch)
             return
         self._attempt(batch)
 
-    def _attempt(self, batch: list[CleanRecord], from_spool: Path | None = None) -> bool:
+    def _attempt(self, batch: CleanBatch, from_spool: Path | None = None) -> bool:
         started = time.perf_counter()
         try:
             self.sink.write(batch)
-        except SinkUnavailable as exc:
-            self.metrics.sink_retries.labels(self.label).inc()
-            log.warning(
-                "sink %s unavailable (%s); spooling %d records", self.label, exc, len(batch)
-            )
-            if from_spool is None:
-                self._to_spool(batch)
-            self._schedule_retry()
-            return False
         except SinkRejected as exc:
             self._dead_letter(batch, exc)
             if from_spool is not None:
                 self.spool.pop(from_spool)
             return True
+        except Exception as exc:  # SinkUnavailable, or anything unforeseen: keep and retry
+            self.metrics.sink_retries.labels(self.label).inc()
+            if not isinstance(exc, SinkUnavailable):
+                log.exception("sink %s: unexpected error; batch kept for retry", self.label)
+            else:
+                log.warning("sink %s unavailable (%s); %d records wait in the spool",
+                            self.label, exc, batch.count)  # fmt: skip
+            if from_spool is None:
+                self._to_spool(batch)
+            else:
+                self._schedule_retry()  # a replay failed: wait longer
+            return False
         self.metrics.batch_seconds.labels(self.label).observe(time.perf_counter() - started)
-        self.metrics.records_delivered.labels(self.label).inc(len(batch))
-        self.stats.delivered += len(batch)
+        self.metrics.records_delivered.labels(self.label).inc(batch.count)
+        self.stats.delivered += batch.count
         if from_spool is not None:
             self.spool.pop(from_spool)
         self._backoff = 0.0
         return True
 
-    def _to_spool(self, batch: list[CleanRecord]) -> None:
+    def _to_spool(self, batch: CleanBatch) -> None:
         stored, dropped = self.spool.push(batch)
         if dropped:
             self.metrics.records_dropped.labels(self.label, "spool_full").inc(dropped)
             self.stats.dropped += dropped
             log.warning("spool of %s full: dropped %d records", self.label, dropped)
         if stored:
-            self.metrics.records_spooled.labels(self.label).inc(len(batch))
-            self.stats.spooled += len(batch)
+            self.metrics.records_spooled.labels(self.label).inc(batch.count)
+            self.stats.spooled += batch.count
         self.metrics.spool_bytes.labels(self.label).set(self.spool.bytes)
         if not self._retry_at:
             self._schedule_retry()
@@ -198,8 +225,8 @@ class Delivery:
             head = self.spool.peek()
             if head is None:
                 break
-            path, records = head
-            if not self._attempt(records, from_spool=path):
+            path, batch = head
+            if not self._attempt(batch, from_spool=path):
                 break
             self.metrics.spool_bytes.labels(self.label).set(self.spool.bytes)
         if not self.spool:
@@ -210,14 +237,26 @@ class Delivery:
         self._backoff = min(ceiling, self._backoff * 2 if self._backoff else initial)
         self._retry_at = self.clock() + random.uniform(0.5, 1.0) * self._backoff  # jitter
 
-    def _dead_letter(self, batch: list[CleanRecord], exc: SinkRejected) -> None:
+    def _dead_letter(self, batch: CleanBatch, exc: SinkRejected) -> None:
         self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
         message = str(exc)[:_MESSAGE_CHARS]
         with open(self.dead_letter_path, "ab") as fh:
-            for record in batch:
+            for record in batch.records():
                 fh.write(orjson.dumps({"reason": exc.reason, "message": message, "record": record},
                                       option=orjson.OPT_APPEND_NEWLINE))  # fmt: skip
-        self.metrics.records_dead_lettered.labels(self.label, exc.reason).inc(len(batch))
-        self.stats.dead_lettered += len(batch)
-        log.error("sink %s refused %d records (%s): %s", self.label, len(batch), exc.reason,
+        self.metrics.records_dead_lettered.labels(self.label, exc.reason).inc(batch.count)
+        self.stats.dead_lettered += batch.count
+        log.error("sink %s refused %d records (%s): %s", self.label, batch.count, exc.reason,
                   message[:200])  # fmt: skip
+
+
+def _lines_fitting(data: bytes, rows: int, size: int) -> tuple[int, int]:
+    """(end offset, lines) of the longest run of whole lines within `rows` and `size`
+    (at least one line, so that an oversized record still moves)."""
+    end, taken = 0, 0
+    while taken < max(rows, 1):
+        nl = data.find(b"\n", end)
+        if nl < 0 or (taken and nl + 1 > size):
+            break
+        end, taken = nl + 1, taken + 1
+    return end, taken

@@ -1,23 +1,22 @@
 """`http:URL`: batches of clean records POSTed as NDJSON (`application/x-ndjson`).
 
-2xx: delivered. A connection error, a timeout, 408, 429 or 5xx: unavailable, retried from the
-spool. Any other status: refused, to the dead-letter file with the response's first bytes.
+2xx: delivered. A connection error, a timeout, 401, 403, 408, 429 or 5xx: unavailable,
+retried from the spool. Any other status: refused, to the dead-letter file with the
+response's first bytes.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
-from collections.abc import Sequence
-
-import orjson
 
 from sidecar.config import SinkConfig, environ
-from sidecar.record import CleanRecord
+from sidecar.record import CleanBatch
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
 from sidecar.sinks.httpclient import HttpClient, HttpFailure
 
-_RETRY_STATUSES = frozenset({408, 425, 429})
+# 401/403: credentials (being) fixed; the data waits for them rather than being refused
+_RETRY_STATUSES = frozenset({401, 403, 408, 425, 429})
 
 
 def auth_header(config: SinkConfig) -> dict[str, str]:
@@ -41,8 +40,8 @@ class HttpSink(Sink):
         if config.compression == "gzip":
             self.headers["Content-Encoding"] = "gzip"
 
-    def write(self, records: Sequence[CleanRecord]) -> None:
-        body = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
+    def write_batch(self, batch: CleanBatch) -> None:
+        body = batch.data
         if self.config.compression == "gzip":
             body = gzip.compress(body, compresslevel=1)
         try:

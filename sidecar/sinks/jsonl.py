@@ -8,13 +8,10 @@ fsynced before it counts as delivered.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
-import orjson
-
 from sidecar.config import SinkConfig
-from sidecar.record import CleanRecord
+from sidecar.record import CleanBatch
 from sidecar.sinks.base import Sink, SinkUnavailable
 
 KEEP_ROTATED = 9
@@ -27,8 +24,8 @@ class JsonlSink(Sink):
         super().__init__(config)
         self.path = Path(config.url.partition(":")[2])
 
-    def write(self, records: Sequence[CleanRecord]) -> None:
-        data = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
+    def write_batch(self, batch: CleanBatch) -> None:
+        data = batch.data
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             size = self.path.stat().st_size if self.path.exists() else 0

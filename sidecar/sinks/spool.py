@@ -16,9 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-import orjson
-
-from sidecar.record import CleanRecord
+from sidecar.record import CleanBatch, CleanRecord, as_batch
 
 _NAME = re.compile(r"^(\d{16})-(\d+)\.jsonl$")
 
@@ -50,22 +48,23 @@ class Spool:
     def __len__(self) -> int:
         return len(self._files)
 
-    def push(self, records: Sequence[CleanRecord]) -> tuple[bool, int]:
+    def push(self, batch: CleanBatch | Sequence[CleanRecord]) -> tuple[bool, int]:
         """Store a batch durably: (stored, records dropped to keep the bound, old or new)."""
-        data = b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in records)
+        batch = as_batch(batch)
+        data = batch.data
         dropped = 0
         with self._lock:
             if len(data) > self.max_bytes or (
                 self.policy == "drop_newest" and self.bytes + len(data) > self.max_bytes
             ):
-                return False, len(records)
+                return False, batch.count
             while self._files and self.bytes + len(data) > self.max_bytes:
                 path, n, _ = self._files.popleft()
                 path.unlink(missing_ok=True)
                 dropped += n
             seq = self._next
             self._next += 1
-            final = self.dir / f"{seq:016d}-{len(records)}.jsonl"
+            final = self.dir / f"{seq:016d}-{batch.count}.jsonl"
             tmp = final.with_suffix(".tmp")
             with open(tmp, "wb") as fh:
                 fh.write(data)
@@ -73,17 +72,16 @@ class Spool:
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
             _fsync_dir(self.dir)
-            self._files.append((final, len(records), len(data)))
+            self._files.append((final, batch.count, len(data)))
         return True, dropped
 
-    def peek(self) -> tuple[Path, list[CleanRecord]] | None:
+    def peek(self) -> tuple[Path, CleanBatch] | None:
         """The oldest batch, left in place until `pop`."""
         with self._lock:
             if not self._files:
                 return None
-            path = self._files[0][0]
-        records = [CleanRecord(orjson.loads(line)) for line in path.read_bytes().splitlines()]
-        return path, records
+            path, count, _ = self._files[0]
+        return path, CleanBatch(path.read_bytes(), count)
 
     def pop(self, path: Path) -> None:
         """Forget a batch once the store has confirmed it."""

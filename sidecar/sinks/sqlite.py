@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sidecar.config import SinkConfig
-from sidecar.record import FIELDS, SCHEMA, SCHEMA_VERSION, CleanRecord
+from sidecar.record import FIELDS, SCHEMA, SCHEMA_VERSION, CleanBatch, CleanRecord
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
 
 _TYPES = {"int": "INTEGER NOT NULL", "float|null": "REAL", "string": "TEXT NOT NULL"}
@@ -161,7 +161,8 @@ class SqliteSink(Sink):
     def _month(self, conn: sqlite3.Connection, table: str) -> None:
         if table not in self._months:
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (\n  {_columns()}\n)")
-            self._months.add(table)
+            # months another writer added count too: the view is built from the file itself
+            self._months = {t for t in self._tables(conn) if _MONTH_TABLE.match(t)} | {table}
             self._create_view(conn)
 
     def init(self, retention_months: int = 25) -> list[str]:
@@ -171,7 +172,8 @@ class SqliteSink(Sink):
         return [f"{self.path}: {what}" for what in self._create(self.conn)]
 
     # --- writing -----------------------------------------------------------------------------
-    def write(self, records: Sequence[CleanRecord]) -> None:
+    def write_batch(self, batch: CleanBatch) -> None:
+        records = batch.records()
         self.open()
         conn = self.conn
         assert conn is not None
@@ -192,6 +194,8 @@ class SqliteSink(Sink):
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise _classify(exc) from None
+        except (OverflowError, ValueError) as exc:  # a value SQLite cannot hold (an int >= 2**63)
+            raise SinkRejected(f"sqlite: {type(exc).__name__}: {exc}", "data") from None
 
     def _insert_rows(self, conn: sqlite3.Connection, table: str, rows: list[CleanRecord]) -> None:
         n = _ROWS_PER_INSERT

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sidecar.config import SinkConfig, StorageConfig
-from sidecar.record import CleanRecord
+from sidecar.record import CleanBatch, CleanRecord
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
 
 _DEFAULTS: dict[str, object] = {
@@ -165,8 +165,8 @@ class DoubleSink(Sink):
             error, self.open_error = self.open_error, None
             raise error
 
-    def write(self, records: Sequence[CleanRecord]) -> None:
-        batch = list(records)
+    def write_batch(self, records: CleanBatch) -> None:
+        batch = records.records()
         with self.lock:
             self.attempts.append((time.monotonic(), batch))
             if self.fail > 0:

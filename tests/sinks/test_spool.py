@@ -196,4 +196,4 @@ def test_files_hold_only_the_clean_records_as_json_lines(tmp_path: Path) -> None
     assert parsed == batch
     assert all(list(r) == list(FIELDS) for r in parsed)  # the schema's keys, in order, nothing else
     _, peeked = spool.peek()  # type: ignore[misc]
-    assert peeked == batch and all(type(r) is CleanRecord for r in peeked)
+    assert peeked.records() == batch and all(type(r) is CleanRecord for r in peeked)

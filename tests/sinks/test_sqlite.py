@@ -160,10 +160,6 @@ def test_a_new_sink_sees_every_month_in_the_view(tmp_path: Path) -> None:
     b.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: each SqliteSink rebuilds the `requests` view from the months it knew at open; a second writer on the same file drops the other's new months from the view",
-)
 def test_the_view_follows_months_created_by_another_sink(tmp_path: Path) -> None:
     db = tmp_path / "a.db"
     a, b = open_sink(db), open_sink(db)  # two writers on one database (two processes, say)
@@ -401,10 +397,6 @@ def test_schema_drift_is_refused_with_reason_schema(tmp_path: Path, ddl: str) ->
     s.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an integer SQLite cannot store (bytes >= 2**63) raises a bare OverflowError from write(), neither SinkRejected nor SinkUnavailable",
-)
 @pytest.mark.parametrize("value", [2**63, 2**64 - 1])
 def test_a_value_sqlite_cannot_store_is_refused_as_data(sink: SqliteSink, value: int) -> None:
     with pytest.raises(
