@@ -145,7 +145,12 @@ def cmd_pipe(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     pipeline = LinePipeline(
-        fmt, stage, cfg.pipe.output, cfg.input.max_line_bytes, keep_rejects=rejects_out is not None
+        fmt,
+        stage,
+        cfg.pipe.output,
+        cfg.input.max_line_bytes,
+        keep_rejects=rejects_out is not None,
+        summarize=_summarizer(deliveries),
     )
     stats = Stats()
     progress = Progress(stats, sys.stderr)
@@ -158,7 +163,7 @@ def cmd_pipe(args: argparse.Namespace) -> int:
                 for d in deliveries:
                     d.start()
                     started.append(d)
-            batch = CleanBatch(result.output, result.records_out)  # jsonl: the clean encoding
+            batch = CleanBatch(result.output, result.records_out, result.summary)
             for d in deliveries:
                 d.submit(batch)
         else:
@@ -217,6 +222,15 @@ def _deliveries(
     sink_configs: list[config_mod.SinkConfig], cfg: config_mod.Config, metrics: Metrics
 ) -> list[Delivery]:
     return [Delivery(open_sink(s), s, cfg.storage, metrics) for s in sink_configs]
+
+
+def _summarizer(deliveries: list[Delivery]):
+    """The rollup the pipeline's workers compute per chunk, when a sink keeps one (SQLite)."""
+    for d in deliveries:
+        summarize = getattr(d.sink, "summarize", None)
+        if summarize is not None:
+            return summarize
+    return None
 
 
 def _delivery_summary(sink_id: str, s: dict) -> str:

@@ -165,11 +165,12 @@ class SinkConfig:
     """One `[[sinks]]` entry (or one `--sink URL`, with these defaults)."""
 
     url: str = _opt("", _sink_url)
-    batch_max_rows: int = _opt(10000, _int_range(1, 10_000_000))
-    batch_max_bytes: int = _opt(8 << 20, _int_range(1024, 1 << 31))
+    batch_max_rows: int = _opt(100_000, _int_range(1, 1_000_000))
+    batch_max_bytes: int = _opt(32 << 20, _int_range(1024, 1 << 30))
     batch_timeout_secs: float = _opt(1.0, _positive)
     timeout_secs: float = _opt(30.0, _positive)
     compression: str = _opt("gzip", _one_of("gzip", "none"))
+    concurrency: int = _opt(3, _int_range(1, 16))
     user: str = _opt("")
     password: str = _opt("")
     password_env: str = _opt("")

@@ -39,6 +39,7 @@ class ChunkResult:
     records_out: int
     rejected: dict[str, int]
     rejects: list[str] = field(default_factory=list)  # struck rejected lines, when asked for
+    summary: list[tuple] | None = None  # daily rollup rows of the chunk's records, if asked
 
 
 class LinePipeline:
@@ -53,7 +54,11 @@ class LinePipeline:
         output: str = "jsonl",
         max_line_bytes: int = 65536,
         keep_rejects: bool = False,
+        summarize: Callable[[list[CleanRecord]], list[tuple]] | None = None,
     ) -> None:
+        #: a rollup of each chunk's records, computed here (in the workers) for a store that
+        #: keeps one (the SQLite sink's `rollup`), so its writer thread does not have to
+        self.summarize = summarize
         self.fmt = fmt
         self.stage = stage
         self.max_line_bytes = max_line_bytes
@@ -106,19 +111,29 @@ class LinePipeline:
         scrub = self.stage.scrub
         encode = self.encode
         out = bytearray()  # appended to at once: retaining each line's bytes costs page faults
+        kept: list[CleanRecord] = []
+        keep = kept.append if self.summarize is not None else None
         n_rejected = 0
         for line in lines:
             try:
                 if slow_checks:
                     self.check(line)
-                out += encode(scrub(parse(line)))
+                if keep is None:
+                    out += encode(scrub(parse(line)))
+                else:
+                    record = scrub(parse(line))
+                    keep(record)
+                    out += encode(record)
             except Rejected as rej:
                 n_rejected += 1
                 rejected[EMPTY if not line or line.isspace() else rej.reason] += 1
                 if self.keep_rejects and line:
                     rejects.append(self.strike(line))
         n_in = len(lines) + rejected[INVALID_UTF8]
-        return ChunkResult(bytes(out), n_in, len(lines) - n_rejected, dict(rejected), rejects)
+        summary = self.summarize(kept) if self.summarize is not None else None
+        return ChunkResult(
+            bytes(out), n_in, len(lines) - n_rejected, dict(rejected), rejects, summary
+        )
 
 
 def _no_format(line: str) -> RawRequest:

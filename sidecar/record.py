@@ -150,11 +150,13 @@ class CleanBatch:
     output, or from a spool file that held one.
     """
 
-    __slots__ = ("count", "data")
+    __slots__ = ("count", "data", "summary")
 
-    def __init__(self, data: bytes, count: int) -> None:
+    def __init__(self, data: bytes, count: int, summary: list[tuple] | None = None) -> None:
         self.data = data
         self.count = count
+        #: the batch's daily rollup rows, when the pipeline computed them (in its workers)
+        self.summary = summary
 
     @classmethod
     def of(cls, records: Sequence[CleanRecord]) -> CleanBatch:

@@ -18,9 +18,9 @@ data or schema the server cannot read -> refused, to the dead-letter file with i
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import re
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -29,7 +29,7 @@ import orjson
 from sidecar.config import SinkConfig, environ, redact_url
 from sidecar.record import CleanBatch, CleanRecord
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
-from sidecar.sinks.httpclient import HttpClient, HttpFailure
+from sidecar.sinks.httpclient import HttpClient, HttpFailure, gzip_packer
 from sidecar.sinks.sqlite import month_cutoff
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -90,15 +90,58 @@ def to_row(record: CleanRecord) -> CleanRecord:
     return row
 
 
-_TS = re.compile(rb'^\{"ts":"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)\.\d{3}Z"', re.MULTILINE)
+# A line's `ts` (its first key) becomes what 18.16 parses fastest, `2026-11-24 09:00:00`
+# (`...T09:00:00` is read too, but 1.5x slower; `...:00.000Z` not at all). A `{"ts":"` or a
+# `","client_ip":` with bare quotes can only be a key boundary (quotes inside strings are
+# escaped), so plain bytes.replace passes (C) do the edits: one per distinct day in the batch
+# for the `T`, one for the common `.000Z`; other milliseconds (from $msec logs) go by a
+# look-ahead pattern whose replacement is a literal (a template with \1 calls Python per row).
+_TS_HEAD = re.compile(rb'^\{"ts":"\d{4}-\d\d-\d\dT', re.MULTILINE)
+_TS_TAIL = b'","client_ip":'
+_MILLIS = re.compile(rb'\.\d{3}Z(?=","client_ip":)')
+
+
+PIECE_BYTES = 1 << 20
+
+
+def _stream(data: bytes, gzipped: bool) -> Iterator[bytes]:
+    """The request body in pieces of about a MiB, each edited and compressed as it is sent:
+    the server parses the first while the next is made, and no whole copy is ever held."""
+    packer = gzip_packer() if gzipped else None
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start + PIECE_BYTES)
+        end = len(data) if end < 0 else end + 1
+        piece = encode(CleanBatch(data[start:end], 0))
+        start = end
+        out = packer.compress(piece) if packer is not None else piece
+        if out:
+            yield out
+    if packer is not None:
+        yield packer.flush()
 
 
 def encode(batch: CleanBatch) -> bytes:
-    """JSONEachRow rows for the table from a batch's JSON lines, edited in two C-speed passes:
-    every line starts `{"ts":"YYYY-MM-DDThh:mm:ss.mmmZ"` (the schema's first key) and becomes
-    `{"ts":"YYYY-MM-DD hh:mm:ss"`; `"host":null,` can only be that key (quotes inside strings
-    are escaped) and becomes `"host":"",`. The same bytes as `to_row` through orjson."""
-    return _TS.sub(rb'{"ts":"\1 \2"', batch.data).replace(b'"host":null,', b'"host":"",')
+    """JSONEachRow rows for the table from a batch's JSON lines, edited by C-speed passes:
+    `{"ts":"YYYY-MM-DDThh:mm:ss.mmmZ"` becomes `{"ts":"YYYY-MM-DD hh:mm:ss"` and `"host":null,`
+    becomes `"host":"",` (the table's sorting key is never null). Equal to `to_row` + orjson."""
+    out = batch.data
+    lines = out.count(b"\n")
+    last = out.rfind(b"\n", 0, len(out) - 1) + 1
+    edited = 0
+    for at in {0, last}:  # batches are in time order: the first and last days are nearly all
+        head = out[at : at + 18]
+        if head.endswith(b"T") and (n := out.count(head)):
+            out = out.replace(head, head[:-1] + b" ")
+            edited += n
+    while edited < lines and (day := _TS_HEAD.search(out)) is not None:  # days in between
+        head = day.group()
+        edited += out.count(head)
+        out = out.replace(head, head[:-1] + b" ")
+    out = out.replace(b".000Z" + _TS_TAIL, _TS_TAIL)
+    if b"Z" + _TS_TAIL in out:
+        out = _MILLIS.sub(b"", out)
+    return out.replace(b'"host":null,', b'"host":"",')
 
 
 class ClickHouseSink(Sink):
@@ -135,10 +178,11 @@ class ClickHouseSink(Sink):
         self._features: dict[str, bool] | None = None
         self._dedup = False
         self._ready = False
+        self.concurrency = config.concurrency  # inserts in flight: the server parses in parallel
 
     # --- talking to the server ---------------------------------------------------------------
-    def _post(self, sql_or_query: str, body: bytes | None, gzipped: bool = False,
-              settings: dict[str, str] | None = None) -> str:  # fmt: skip
+    def _post(self, sql_or_query: str, body: bytes | Callable[[], Iterable[bytes]] | None,
+              gzipped: bool = False, settings: dict[str, str] | None = None) -> str:  # fmt: skip
         query = [f"query={quote(sql_or_query)}"] if body is not None else []
         if self.extra:
             query.append(self.extra)
@@ -243,14 +287,13 @@ class ClickHouseSink(Sink):
     # --- writing -----------------------------------------------------------------------------
     def write_batch(self, batch: CleanBatch) -> None:
         self.open()
-        body = encode(batch)
         settings = {}
         if self._dedup:  # the same batch sent twice (a retry after a crash) is stored once
-            settings["insert_deduplication_token"] = hashlib.sha256(body).hexdigest()
+            settings["insert_deduplication_token"] = hashlib.sha256(batch.data).hexdigest()
         gzipped = self.config.compression == "gzip"
-        if gzipped:
-            body = gzip.compress(body, compresslevel=1)
-        self._post(f"INSERT INTO {self.table_name} FORMAT JSONEachRow", body, gzipped, settings)
+        data = batch.data
+        self._post(f"INSERT INTO {self.table_name} FORMAT JSONEachRow",
+                   lambda: _stream(data, gzipped), gzipped, settings)  # fmt: skip
 
     def close(self) -> None:
         self.client.close()

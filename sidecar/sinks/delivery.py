@@ -20,6 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,11 +70,22 @@ class Delivery:
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.id}", daemon=True)
         self._batch = bytearray()  # JSON lines of clean records (CleanBatch.data)
         self._batch_count = 0
+        self._summary: list[tuple] | None = []  # the chunks' rollup rows; None once one lacks
         self._batch_started = 0.0
         self._backoff = 0.0
         self._retry_at = 0.0
         self._deadline: float | None = None
         self.metrics.spool_bytes.labels(self.label).set(self.spool.bytes)
+        # stores that take several inserts at once (ClickHouse, HTTP) get `concurrency` batches
+        # in flight, each on its own connection; the others are written from this thread
+        self._lock = threading.RLock()  # stats, metrics, spool pushes, dead letters, retries
+        self._concurrency = max(1, getattr(sink, "concurrency", 1))
+        self._slots = threading.BoundedSemaphore(self._concurrency)
+        self._senders = (
+            ThreadPoolExecutor(self._concurrency, thread_name_prefix=f"send-{sink.id}")
+            if self._concurrency > 1
+            else None
+        )
 
     # --- the producer side ------------------------------------------------------------------
     def start(self) -> None:
@@ -106,6 +118,8 @@ class Delivery:
                 break
             if stopping and self._retry_at > self._deadline:  # type: ignore[operator]
                 break  # the next try is past the deadline: leave the rest in the spool
+        if self._senders is not None:
+            self._senders.shutdown(wait=True)
         try:
             self.sink.close()
         except Exception:
@@ -131,8 +145,16 @@ class Delivery:
             self._add(item)
         if self._batch_count and (stopping or self._batch_age() >= self.cfg.batch_timeout_secs):
             self._cut()
+        if stopping:
+            self._wait_for_senders()  # what failed in flight is in the spool now
         self._replay_due()
         return stopping
+
+    def _wait_for_senders(self) -> None:
+        for _ in range(self._concurrency):
+            self._slots.acquire()
+        for _ in range(self._concurrency):
+            self._slots.release()
 
     def _wait_time(self) -> float | None:
         now = self.clock()
@@ -149,6 +171,20 @@ class Delivery:
         return self.clock() - self._batch_started if self._batch_count else 0.0
 
     def _add(self, batch: CleanBatch) -> None:
+        if batch.summary is not None:  # a chunk with its rollup is never split: kept whole
+            if not self._batch_count:
+                self._batch_started = self.clock()
+            self._batch += batch.data
+            self._batch_count += batch.count
+            if self._summary is not None:
+                self._summary.extend(batch.summary)
+            if (
+                self._batch_count >= self.cfg.batch_max_rows
+                or len(self._batch) >= self.cfg.batch_max_bytes
+            ):
+                self._cut()
+            return
+        self._summary = None
         data, count = batch.data, batch.count
         while count:
             if not self._batch_count:
@@ -171,12 +207,25 @@ class Delivery:
                 self._cut()
 
     def _cut(self) -> None:
-        batch = CleanBatch(bytes(self._batch), self._batch_count)
-        self._batch, self._batch_count = bytearray(), 0
+        batch = CleanBatch(bytes(self._batch), self._batch_count, self._summary or None)
+        self._batch, self._batch_count, self._summary = bytearray(), 0, []
         if self.spool:  # older batches wait: keep the order
             self._to_spool(batch)
             return
-        self._attempt(batch)
+        if self._senders is None:
+            self._attempt(batch)
+            return
+        self._slots.acquire()  # at most `concurrency` in flight: backpressure on the queue
+        self._senders.submit(self._send, batch)
+
+    def _send(self, batch: CleanBatch) -> None:
+        try:
+            self._attempt(batch)
+        except Exception:
+            log.exception("sink %s: unexpected error in a sender", self.label)
+            self._to_spool(batch)
+        finally:
+            self._slots.release()
 
     def _attempt(self, batch: CleanBatch, from_spool: Path | None = None) -> bool:
         started = time.perf_counter()
@@ -199,15 +248,20 @@ class Delivery:
             else:
                 self._schedule_retry()  # a replay failed: wait longer
             return False
-        self.metrics.batch_seconds.labels(self.label).observe(time.perf_counter() - started)
-        self.metrics.records_delivered.labels(self.label).inc(batch.count)
-        self.stats.delivered += batch.count
-        if from_spool is not None:
-            self.spool.pop(from_spool)
-        self._backoff = 0.0
+        with self._lock:
+            self.metrics.batch_seconds.labels(self.label).observe(time.perf_counter() - started)
+            self.metrics.records_delivered.labels(self.label).inc(batch.count)
+            self.stats.delivered += batch.count
+            if from_spool is not None:
+                self.spool.pop(from_spool)
+            self._backoff = 0.0
         return True
 
     def _to_spool(self, batch: CleanBatch) -> None:
+        with self._lock:
+            self._to_spool_locked(batch)
+
+    def _to_spool_locked(self, batch: CleanBatch) -> None:
         stored, dropped = self.spool.push(batch)
         if dropped:
             self.metrics.records_dropped.labels(self.label, "spool_full").inc(dropped)
@@ -218,7 +272,7 @@ class Delivery:
             self.stats.spooled += batch.count
         self.metrics.spool_bytes.labels(self.label).set(self.spool.bytes)
         if not self._retry_at:
-            self._schedule_retry()
+            self._schedule_retry_locked()
 
     def _replay_due(self) -> None:
         while self.spool and self.clock() >= self._retry_at:
@@ -233,11 +287,19 @@ class Delivery:
             self._retry_at = 0.0
 
     def _schedule_retry(self) -> None:
+        with self._lock:
+            self._schedule_retry_locked()
+
+    def _schedule_retry_locked(self) -> None:
         initial, ceiling = self.storage.retry_initial_secs, self.storage.retry_max_secs
         self._backoff = min(ceiling, self._backoff * 2 if self._backoff else initial)
         self._retry_at = self.clock() + random.uniform(0.5, 1.0) * self._backoff  # jitter
 
     def _dead_letter(self, batch: CleanBatch, exc: SinkRejected) -> None:
+        with self._lock:
+            self._dead_letter_locked(batch, exc)
+
+    def _dead_letter_locked(self, batch: CleanBatch, exc: SinkRejected) -> None:
         self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
         message = str(exc)[:_MESSAGE_CHARS]
         with open(self.dead_letter_path, "ab") as fh:

@@ -8,12 +8,11 @@ response's first bytes.
 from __future__ import annotations
 
 import base64
-import gzip
 
 from sidecar.config import SinkConfig, environ
 from sidecar.record import CleanBatch
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
-from sidecar.sinks.httpclient import HttpClient, HttpFailure
+from sidecar.sinks.httpclient import HttpClient, HttpFailure, gzip_bytes
 
 # 401/403: credentials (being) fixed; the data waits for them rather than being refused
 _RETRY_STATUSES = frozenset({401, 403, 408, 425, 429})
@@ -39,11 +38,12 @@ class HttpSink(Sink):
         self.headers = {"Content-Type": "application/x-ndjson", **auth_header(config)}
         if config.compression == "gzip":
             self.headers["Content-Encoding"] = "gzip"
+        self.concurrency = config.concurrency
 
     def write_batch(self, batch: CleanBatch) -> None:
         body = batch.data
         if self.config.compression == "gzip":
-            body = gzip.compress(body, compresslevel=1)
+            body = gzip_bytes(body)
         try:
             status, text = self.client.request("POST", "", body, self.headers)
         except HttpFailure as exc:

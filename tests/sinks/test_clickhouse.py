@@ -286,7 +286,7 @@ def test_many_writes_share_one_connection(ch: ClickHouse, make_sink, db: str) ->
     conn = sink.client._connection()
     for i in range(10):
         sink.write(numbered(5, start=5 * i))
-        assert sink.client._conn is conn  # the same keep-alive connection
+        assert sink.client._connection() is conn and len(sink.client._all) == 1  # kept alive
     assert ch.query(f"SELECT count(), sum(bytes) FROM {db}.requests") == f"50\t{sum(range(50))}\n"
 
 
@@ -515,6 +515,8 @@ class ChdbSink(ClickHouseSink):
                 sql = sql.replace(" FORMAT ", f" SETTINGS {clause} FORMAT ", 1)
             elif clause:
                 self.session.query(f"SET {clause}")  # a current server refuses unknown settings
+            if callable(body):  # a streamed body: its pieces, in order
+                body = b"".join(body())
             if body is not None:
                 sql += "\n" + (gzip.decompress(body) if gzipped else body).decode()
             return self.session.query(sql).bytes().decode()

@@ -511,3 +511,16 @@ def test_sqlite_an_unstorable_value_does_not_stop_delivery(tmp_path: Path) -> No
     assert sqlite_rows(db) == [0, 1, 4, 5]  # got [0, 1]: the thread died at the second batch
     assert stats.dead_lettered == 2
     assert_accounted(delivery, metrics, stats, 6)
+
+
+def test_concurrent_sends_lose_nothing_and_count_everything(tmp_path: Path) -> None:
+    """With several batches in flight (ClickHouse, HTTP), failures still land in the spool and
+    every record is accounted for once."""
+    sink = DoubleSink(batch_max_rows=5, batch_timeout_secs=0.01, fail=3)
+    sink.concurrency = 3
+    delivery, metrics = start(sink, storage(tmp_path))
+    delivery.submit(numbered(100))
+    stats = delivery.close()
+    assert stats.delivered == 100 and stats.left_in_spool == 0
+    assert sorted(n for b in sink.batches for n in numbers(b)) == list(range(100))
+    assert_accounted(delivery, metrics, stats, 100)

@@ -282,7 +282,9 @@ def test_a_connection_the_server_closed_is_reopened_and_each_batch_sent_once(
 # --- through Delivery ----------------------------------------------------------------------------
 def test_delivery_retries_503_and_dead_letters_422(server: Server, tmp_path: Path) -> None:
     server.behaviour.statuses = [503, 503, 200, 422]
-    config = SinkConfig(url=f"http:{server.url}/", batch_max_rows=2, batch_timeout_secs=60.0)
+    config = SinkConfig(
+        url=f"http:{server.url}/", batch_max_rows=2, batch_timeout_secs=60.0, concurrency=1
+    )
     delivery = Delivery(HttpSink(config), config, storage(tmp_path), Metrics())
     delivery.start()
     delivery.submit(numbered(6))
