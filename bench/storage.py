@@ -218,9 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     path = clean_records(args.rows)
     records = load(path)
     chunks = chunks_of(path.read_bytes())
-    print(
-        f"{len(records):,} clean records, {sum(len(orjson.dumps(r)) + 1 for r in records) / 2**20:,.0f} MiB as JSONL"
-    )
+    size = sum(c.data.__len__() for c in chunks) / 2**20
+    print(f"{len(records):,} clean records, {size:,.0f} MiB as JSONL")
     with tempfile.TemporaryDirectory(dir=OUT) as tmp:
         scratch = Path(tmp)
         if "clickhouse" not in args.skip:

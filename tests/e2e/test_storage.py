@@ -287,3 +287,30 @@ def test_report_over_what_pipe_stored(tmp_path: Path) -> None:
                             "--since", "all"], capture_output=True, cwd=PROJECT, check=True)  # fmt: skip
     assert b"Top countries" in table.stdout and b"500" in table.stdout
     assert os.environ.get("NO_SUCH_THING") is None
+
+
+def test_rollups_from_workers_match_a_single_process(tmp_path: Path) -> None:
+    """With --workers 2 the rollups are computed in the worker processes: the stored data and
+    the report are the same as with one process."""
+    log = tmp_path / "big.log"
+    log.write_bytes(lines(0, 30000))
+    reports = []
+    for workers in ("1", "2"):
+        db = tmp_path / f"w{workers}.db"
+        cfg = (
+            config(tmp_path / workers, f"sqlite:{db}")
+            if (tmp_path / workers).mkdir() is None
+            else None
+        )
+        out = subprocess.run([sys.executable, "-m", "sidecar", "pipe", "--config", str(cfg),
+                              "--workers", workers, str(log)], capture_output=True, cwd=PROJECT,
+                             check=False)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        report = subprocess.run([sys.executable, "-m", "sidecar", "report", "--sink",
+                                 f"sqlite:{db}", "--since", "all", "--format", "json"],
+                                capture_output=True, cwd=PROJECT, check=True)  # fmt: skip
+        reports.append(orjson.loads(report.stdout))
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 30000
+    assert reports[0] == reports[1]
+    assert reports[0]["requests"] == 30000
