@@ -297,11 +297,9 @@ def test_rollups_from_workers_match_a_single_process(tmp_path: Path) -> None:
     reports = []
     for workers in ("1", "2"):
         db = tmp_path / f"w{workers}.db"
-        cfg = (
-            config(tmp_path / workers, f"sqlite:{db}")
-            if (tmp_path / workers).mkdir() is None
-            else None
-        )
+        workdir = tmp_path / f"w{workers}"
+        workdir.mkdir()
+        cfg = config(workdir, f"sqlite:{db}")
         out = subprocess.run([sys.executable, "-m", "sidecar", "pipe", "--config", str(cfg),
                               "--workers", workers, str(log)], capture_output=True, cwd=PROJECT,
                              check=False)  # fmt: skip
