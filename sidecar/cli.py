@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     pipe.add_argument("--rejects", metavar="PATH", help="write rejected lines, IPs struck")
     pipe.add_argument("--workers", type=int, metavar="N", help="worker processes (default 1)")
     pipe.add_argument(
+        "--metrics-textfile",
+        metavar="PATH",
+        help="write Prometheus metrics at exit (node_exporter's textfile collector)",
+    )
+    pipe.add_argument(
         "--sink",
         action="append",
         metavar="URL",
@@ -204,6 +209,14 @@ def cmd_pipe(args: argparse.Namespace) -> int:
             with stats_out:
                 document = stats.as_dict() | ({"sinks": sink_stats} if sink_stats else {})
                 stats_out.write(orjson.dumps(document) + b"\n")
+        if args.metrics_textfile:
+            metrics.lines.inc(stats.lines_in)
+            for reason, n in stats.rejected.items():
+                metrics.lines_rejected.labels(reason).inc(n)
+            try:
+                metrics.write_textfile(args.metrics_textfile)
+            except OSError as exc:
+                print(f"sidecar: warning: --metrics-textfile: {exc.strerror}", file=sys.stderr)
     return EXIT_TERMINATED if terminated else 0
 
 

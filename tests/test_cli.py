@@ -155,3 +155,16 @@ def test_undetectable_format_rejects_every_line(tmp_path: Path) -> None:
     assert b"no known log format matched" in out.stderr
     assert b"10.1.2.3" not in out.stderr
     assert orjson.loads(stats.read_bytes())["rejected"] == {"format_mismatch": 2}
+
+
+def test_metrics_textfile(tmp_path: Path) -> None:
+    prom = tmp_path / "sidecar.prom"
+    db = tmp_path / "a.db"
+    out = run_sidecar("pipe", *GEO, "--sink", f"sqlite:{db}", "--metrics-textfile", str(prom),
+                      input=HOSTILE)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    text = prom.read_text()
+    assert "sidecar_lines_total 4.0" in text
+    assert 'sidecar_lines_rejected_total{reason="format_mismatch"} 1.0' in text
+    assert "sidecar_records_delivered_total{sink=" in text and "} 3.0" in text
+    assert not SECRETS.search(prom.read_bytes())

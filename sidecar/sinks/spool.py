@@ -23,15 +23,14 @@ _NAME = re.compile(r"^(\d{16})-(\d+)\.jsonl$")
 
 class Spool:
     def __init__(self, directory: str | os.PathLike[str], max_bytes: int, policy: str) -> None:
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(directory)  # made on the first push: an idle spool leaves no trace
         self.max_bytes = max_bytes
         self.policy = policy
         self._lock = threading.Lock()
         self._files: deque[tuple[Path, int, int]] = deque()  # (path, records, bytes)
         for tmp in self.dir.glob("*.tmp"):  # a write cut short by a crash: never acknowledged
             tmp.unlink()
-        for path in sorted(self.dir.iterdir()):
+        for path in sorted(self.dir.iterdir()) if self.dir.is_dir() else ():
             m = _NAME.match(path.name)
             if m:
                 self._files.append((path, int(m.group(2)), path.stat().st_size))
@@ -64,6 +63,7 @@ class Spool:
                 dropped += n
             seq = self._next
             self._next += 1
+            self.dir.mkdir(parents=True, exist_ok=True)
             final = self.dir / f"{seq:016d}-{batch.count}.jsonl"
             tmp = final.with_suffix(".tmp")
             with open(tmp, "wb") as fh:
