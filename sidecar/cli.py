@@ -131,7 +131,7 @@ def cmd_pipe(args: argparse.Namespace) -> int:
     to_stdout_only = all(s.url == "stdout:" for s in sink_configs)
     if cfg.pipe.output == "rewrite" and not to_stdout_only:
         raise UsageError("--output rewrite writes the input's format to stdout; not with --sink")
-    stage = PrivacyStage(cfg, open_country_lookup(cfg, stage_masker(cfg)))
+    stage = PrivacyStage(cfg, open_country_lookup(cfg))
     rejects_out = _open_for_writing(args.rejects, "--rejects") if args.rejects else None
     stats_out = _open_for_writing(args.stats, "--stats", binary=True) if args.stats else None
     metrics = Metrics()
@@ -304,12 +304,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def stage_masker(cfg: config_mod.Config):
-    from sidecar.privacy.ip import Masker
-
-    return Masker(cfg.ip.ipv4_prefix_bits, cfg.ip.ipv6_prefix_bits)
-
-
 def _open_for_writing(path: str, flag: str, binary: bool = False):
     try:
         return open(path, "wb" if binary else "w", encoding=None if binary else "utf-8")
@@ -320,7 +314,7 @@ def _open_for_writing(path: str, flag: str, binary: bool = False):
 def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.path)
     resolve_format(cfg.input.format)
-    lookup = open_country_lookup(cfg, stage_masker(cfg))
+    lookup = open_country_lookup(cfg)
     where = f", country database {lookup.path}" if lookup else ", no country database"
     print(f"{args.path}: ok{where}")
     return 0

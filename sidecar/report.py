@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sidecar.errors import UsageError
 from sidecar.sinks.base import Sink
-from sidecar.sinks.sqlite import MEDIA_SUFFIXES
+from sidecar.sinks.sqlite import MEDIA_SUFFIXES, query
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,6 @@ def since_day(text: str, today: date | None = None) -> str:
 # --- SQLite: the daily rollups -------------------------------------------------------------------
 def _sqlite_table(name: str) -> Query:
     def run(sink: Sink, first_day: str, limit: int) -> list[tuple]:
-        from sidecar.sinks.sqlite import query
-
         if name == "per_day":
             return query(sink, "SELECT day, requests, bytes FROM daily WHERE dimension = 'total' "
                                "AND day >= ? ORDER BY day", [first_day])  # fmt: skip

@@ -24,9 +24,10 @@ _NONE2 = (None, None)
 _NONE3 = (None, None, None)
 
 
-def open_country_lookup(config: Config, masker: Masker) -> CountryLookup | None:
+def open_country_lookup(config: Config, masker: Masker | None = None) -> CountryLookup | None:
     """The configured database, or None when `geoip.database` is empty (country always null)."""
     g = config.geoip
+    masker = masker or Masker(config.ip.ipv4_prefix_bits, config.ip.ipv6_prefix_bits)
     if not g.database:
         return None
     return CountryLookup(

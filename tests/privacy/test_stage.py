@@ -30,8 +30,7 @@ CUSTOM = (
 @functools.cache
 def _stage(frozen: str) -> PrivacyStage:
     cfg = make_config(**orjson.loads(frozen))
-    masker_cfg = PrivacyStage(cfg)  # masker only; the lookup is opened below
-    return PrivacyStage(cfg, open_country_lookup(cfg, masker_cfg.masker))
+    return PrivacyStage(cfg, open_country_lookup(cfg))
 
 
 def stage_for(**sections) -> PrivacyStage:
