@@ -166,10 +166,10 @@ class SinkConfig:
 
     url: str = _opt("", _sink_url)
     batch_max_rows: int = _opt(100_000, _int_range(1, 1_000_000))
-    batch_max_bytes: int = _opt(32 << 20, _int_range(1024, 1 << 30))
+    batch_max_bytes: int = _opt(16 << 20, _int_range(1024, 1 << 30))
     batch_timeout_secs: float = _opt(1.0, _positive)
     timeout_secs: float = _opt(30.0, _positive)
-    compression: str = _opt("gzip", _one_of("gzip", "none"))
+    compression: str = _opt("auto", _one_of("auto", "gzip", "none"))
     concurrency: int = _opt(3, _int_range(1, 16))
     user: str = _opt("")
     password: str = _opt("")

@@ -290,7 +290,7 @@ class ClickHouseSink(Sink):
         settings = {}
         if self._dedup:  # the same batch sent twice (a retry after a crash) is stored once
             settings["insert_deduplication_token"] = hashlib.sha256(batch.data).hexdigest()
-        gzipped = self.config.compression == "gzip"
+        gzipped = self.client.gzip(self.config.compression)
         data = batch.data
         self._post(f"INSERT INTO {self.table_name} FORMAT JSONEachRow",
                    lambda: _stream(data, gzipped), gzipped, settings)  # fmt: skip

@@ -36,13 +36,14 @@ class HttpSink(Sink):
         super().__init__(config)
         self.client = HttpClient(config.url.partition(":")[2], config.timeout_secs)
         self.headers = {"Content-Type": "application/x-ndjson", **auth_header(config)}
-        if config.compression == "gzip":
+        self.gzipped = self.client.gzip(config.compression)
+        if self.gzipped:
             self.headers["Content-Encoding"] = "gzip"
         self.concurrency = config.concurrency
 
     def write_batch(self, batch: CleanBatch) -> None:
         body = batch.data
-        if self.config.compression == "gzip":
+        if self.gzipped:
             body = gzip_bytes(body)
         try:
             status, text = self.client.request("POST", "", body, self.headers)

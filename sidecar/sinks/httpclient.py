@@ -4,6 +4,7 @@ ClickHouse and HTTP sinks: one persistent connection, reopened after any failure
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import threading
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
@@ -44,6 +45,21 @@ class HttpClient:
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+
+    @property
+    def loopback(self) -> bool:
+        """Whether the server is on this machine (where compression only costs CPU)."""
+        host = self.host.strip("[]").lower()
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def gzip(self, compression: str) -> bool:
+        """Whether to gzip request bodies: `gzip`, `none`, or `auto` (gzip unless loopback)."""
+        return compression == "gzip" or (compression == "auto" and not self.loopback)
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)

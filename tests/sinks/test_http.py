@@ -295,3 +295,21 @@ def test_delivery_retries_503_and_dead_letters_422(server: Server, tmp_path: Pat
     assert stats.delivered == 4 and stats.dead_lettered == 2 and stats.left_in_spool == 0
     lines = [orjson.loads(x) for x in delivery.dead_letter_path.read_bytes().splitlines()]
     assert [x["record"]["bytes"] for x in lines] == [2, 3] and "status 422" in lines[0]["message"]
+
+
+@pytest.mark.parametrize(
+    "url, compression, gzipped",
+    [
+        ("http://127.0.0.1:8123/", "auto", False),  # loopback: compressing only costs CPU
+        ("http://localhost:8123/", "auto", False),
+        ("http://[::1]:8123/", "auto", False),
+        ("http://db.example:8123/", "auto", True),
+        ("https://192.0.2.10/", "auto", True),
+        ("http://127.0.0.1:8123/", "gzip", True),
+        ("http://db.example:8123/", "none", False),
+    ],
+)
+def test_compression_auto_skips_loopback(url: str, compression: str, gzipped: bool) -> None:
+    from sidecar.sinks.httpclient import HttpClient
+
+    assert HttpClient(url, 1.0).gzip(compression) is gzipped
