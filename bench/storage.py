@@ -19,6 +19,7 @@ bench/out/. Run from the repository root with the project's venv.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import resource
 import shutil
@@ -39,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from sidecar import report  # noqa: E402
 from sidecar.config import StorageConfig, sink_config  # noqa: E402
 from sidecar.metrics import Metrics  # noqa: E402
-from sidecar.record import CleanBatch, CleanRecord  # noqa: E402
+from sidecar.record import SCHEMA, CleanBatch, CleanRecord  # noqa: E402
 from sidecar.sinks.clickhouse import ClickHouseSink, encode  # noqa: E402
 from sidecar.sinks.delivery import Delivery  # noqa: E402
 from sidecar.sinks.registry import open_sink  # noqa: E402
@@ -182,8 +183,34 @@ def bench_clickhouse(rows: int, path: Path, scratch: Path) -> None:
         ch.stop()
 
 
+def sqlite_cli_import(path: Path, scratch: Path) -> float | None:
+    """A peer: the sqlite3 shell's `.import` of the same records as CSV (pure C, no rollups)."""
+    shell = shutil.which("sqlite3")
+    if shell is None:
+        return None
+    csv_path = scratch / "rows.csv"
+    with open(csv_path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        for chunk in file_chunks(path):
+            for line in chunk.data.splitlines():
+                out.writerow(["" if v is None else v for v in orjson.loads(line).values()])
+    db = scratch / "cli.db"
+    columns = ", ".join(f"{name} {'INTEGER' if kind == 'int' else 'TEXT'}"
+                        for name, (kind, _) in SCHEMA.items())  # fmt: skip
+    script = "\n".join(["PRAGMA journal_mode=WAL;", "PRAGMA synchronous=NORMAL;",
+                        f"CREATE TABLE requests ({columns});",
+                        f".import --csv {csv_path} requests", ""])  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run([shell, str(db)], input=script.encode(), check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
 def bench_sqlite(rows: int, path: Path, scratch: Path) -> None:
     print("\n== SQLite sink: load the same clean records")
+    cli = sqlite_cli_import(path, scratch)
+    if cli is not None:
+        label = "sqlite3 shell .import (CSV, C, no rollups)"
+        print(f"  {label} {cli:7.2f} s  {rows / cli:>10,.0f} rows/s  (a peer: SQLite alone)")
     for label, summaries in (("rollups from the pipeline", True), ("rollups in the sink", False)):
         results = [fed(f"sqlite:{scratch}/sqlite-{summaries}-{i}.db", path, scratch, summaries)
                    for i in range(2)]  # fmt: skip
