@@ -88,7 +88,7 @@ class LinePipeline:
 
     def strike(self, line: str) -> str:
         """A rejected line fit to write down: IP literals struck, control bytes escaped."""
-        masked = self.stage.literal_masker._mask(line[: self.max_line_bytes])
+        masked = self.stage.literal_masker.strike(line[: self.max_line_bytes])
         return masked.translate(_REJECT_ESCAPES)
 
     def check(self, line: str) -> None:

@@ -33,9 +33,10 @@ class LiteralMasker:
         self.masker = masker
         byte_masks = [(masker.mask_int_v4(0xFFFFFFFF) >> s) & 0xFF for s in (24, 16, 8, 0)]
         self._byte_masks = byte_masks
-        self.mask = lru_cache(maxsize=cache_entries)(self._mask) if cache_entries else self._mask
+        self.mask = lru_cache(maxsize=cache_entries)(self.strike) if cache_entries else self.strike
 
-    def _mask(self, text: str) -> str:
+    def strike(self, text: str) -> str:
+        """`mask` without the cache (for one-off text such as a rejected line)."""
         if not text:
             return text
         out = _CANDIDATE.sub(self._replace, text) if _maybe(text) else text
