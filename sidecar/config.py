@@ -176,6 +176,10 @@ class SinkConfig:
     password_env: str = _opt("")
     max_file_bytes: int = _opt(256 << 20, _int_range(1024, 1 << 50))
 
+    def secret(self) -> str:
+        """The password: `password`, else the environment variable named by `password_env`."""
+        return self.password or (environ(self.password_env) or "" if self.password_env else "")
+
 
 @dataclass(frozen=True)
 class Config:

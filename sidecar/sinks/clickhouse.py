@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 import orjson
 
-from sidecar.config import SinkConfig, environ, redact_url
+from sidecar.config import SinkConfig, redact_url
 from sidecar.record import CleanBatch, CleanRecord
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
 from sidecar.sinks.httpclient import HttpClient, HttpFailure, gzip_packer
@@ -162,10 +162,7 @@ class ClickHouseSink(Sink):
         url_user = params.pop("user", None) or unquote(parts.username or "")
         url_password = params.pop("password", None) or unquote(parts.password or "")
         user = config.user or url_user
-        password = config.password or (
-            environ(config.password_env) if config.password_env else None
-        )
-        password = password or url_password
+        password = config.secret() or url_password
         netloc = parts.hostname or ""
         if parts.port:
             netloc += f":{parts.port}"

@@ -259,20 +259,17 @@ class Delivery:
 
     def _to_spool(self, batch: CleanBatch) -> None:
         with self._lock:
-            self._to_spool_locked(batch)
-
-    def _to_spool_locked(self, batch: CleanBatch) -> None:
-        stored, dropped = self.spool.push(batch)
-        if dropped:
-            self.metrics.records_dropped.labels(self.label, "spool_full").inc(dropped)
-            self.stats.dropped += dropped
-            log.warning("spool of %s full: dropped %d records", self.label, dropped)
-        if stored:
-            self.metrics.records_spooled.labels(self.label).inc(batch.count)
-            self.stats.spooled += batch.count
-        self.metrics.spool_bytes.labels(self.label).set(self.spool.bytes)
-        if not self._retry_at:
-            self._schedule_retry_locked()
+            stored, dropped = self.spool.push(batch)
+            if dropped:
+                self.metrics.records_dropped.labels(self.label, "spool_full").inc(dropped)
+                self.stats.dropped += dropped
+                log.warning("spool of %s full: dropped %d records", self.label, dropped)
+            if stored:
+                self.metrics.records_spooled.labels(self.label).inc(batch.count)
+                self.stats.spooled += batch.count
+            self.metrics.spool_bytes.labels(self.label).set(self.spool.bytes)
+            if not self._retry_at:
+                self._schedule_retry()
 
     def _replay_due(self) -> None:
         while self.spool and self.clock() >= self._retry_at:
@@ -288,26 +285,20 @@ class Delivery:
 
     def _schedule_retry(self) -> None:
         with self._lock:
-            self._schedule_retry_locked()
-
-    def _schedule_retry_locked(self) -> None:
-        initial, ceiling = self.storage.retry_initial_secs, self.storage.retry_max_secs
-        self._backoff = min(ceiling, self._backoff * 2 if self._backoff else initial)
-        self._retry_at = self.clock() + random.uniform(0.5, 1.0) * self._backoff  # jitter
+            initial, ceiling = self.storage.retry_initial_secs, self.storage.retry_max_secs
+            self._backoff = min(ceiling, self._backoff * 2 if self._backoff else initial)
+            self._retry_at = self.clock() + random.uniform(0.5, 1.0) * self._backoff  # jitter
 
     def _dead_letter(self, batch: CleanBatch, exc: SinkRejected) -> None:
-        with self._lock:
-            self._dead_letter_locked(batch, exc)
-
-    def _dead_letter_locked(self, batch: CleanBatch, exc: SinkRejected) -> None:
-        self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
         message = str(exc)[:_MESSAGE_CHARS]
-        with open(self.dead_letter_path, "ab") as fh:
-            for record in batch.records():
-                fh.write(orjson.dumps({"reason": exc.reason, "message": message, "record": record},
-                                      option=orjson.OPT_APPEND_NEWLINE))  # fmt: skip
-        self.metrics.records_dead_lettered.labels(self.label, exc.reason).inc(batch.count)
-        self.stats.dead_lettered += batch.count
+        with self._lock:
+            self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.dead_letter_path, "ab") as fh:
+                for record in batch.records():
+                    line = {"reason": exc.reason, "message": message, "record": record}
+                    fh.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+            self.metrics.records_dead_lettered.labels(self.label, exc.reason).inc(batch.count)
+            self.stats.dead_lettered += batch.count
         log.error("sink %s refused %d records (%s): %s", self.label, batch.count, exc.reason,
                   message[:200])  # fmt: skip
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 
-from sidecar.config import SinkConfig, environ
+from sidecar.config import SinkConfig
 from sidecar.record import CleanBatch
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
 from sidecar.sinks.httpclient import HttpClient, HttpFailure, gzip_bytes
@@ -20,12 +20,9 @@ _RETRY_STATUSES = frozenset({401, 403, 408, 425, 429})
 
 def auth_header(config: SinkConfig) -> dict[str, str]:
     """Basic auth from `user` and `password` (or the environment variable `password_env`)."""
-    password = config.password or (
-        environ(config.password_env) or "" if config.password_env else ""
-    )
     if not config.user:
         return {}
-    token = base64.b64encode(f"{config.user}:{password}".encode()).decode()
+    token = base64.b64encode(f"{config.user}:{config.secret()}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
 
 

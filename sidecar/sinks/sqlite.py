@@ -28,8 +28,6 @@ from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
 _TYPES = {"int": "INTEGER NOT NULL", "float|null": "REAL", "string": "TEXT NOT NULL"}
 MEDIA_SUFFIXES = (".m4s", ".ts", ".mp4", ".m4a", ".m4v", ".aac", ".vtt", ".webvtt", ".cmfv",
                   ".cmfa", ".mpd", ".m3u8", ".key", ".init", ".fmp4", ".webm", ".mp3")  # fmt: skip
-#: the rollup dimensions; the first three also sum bytes
-DIMENSIONS = ("total", "country", "content", "referrer_host", "status_class", "ua_browser")
 _MONTH_TABLE = re.compile(r"^requests_(\d{4})_(\d{2})$")
 
 
@@ -183,7 +181,7 @@ class SqliteSink(Sink):
         lines = batch.data.decode().splitlines()
         by_month: defaultdict[str, list[tuple[str]]] = defaultdict(list)
         for line in lines:  # every line starts {"ts":"YYYY-MM-...
-            by_month[f"requests_{line[7:11]}_{line[12:14]}"].append((line,))
+            by_month[month_table(line[7:])].append((line,))
         summary = batch.summary
         if summary is None:
             summary = rollup([orjson.loads(line) for line in lines])
