@@ -28,6 +28,8 @@ from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
 _TYPES = {"int": "INTEGER NOT NULL", "float|null": "REAL", "string": "TEXT NOT NULL"}
 MEDIA_SUFFIXES = (".m4s", ".ts", ".mp4", ".m4a", ".m4v", ".aac", ".vtt", ".webvtt", ".cmfv",
                   ".cmfa", ".mpd", ".m3u8", ".key", ".init", ".fmp4", ".webm", ".mp3")  # fmt: skip
+#: the rollup dimensions, as `rollup` writes them; the first three also sum bytes
+DIMENSIONS = ("total", "country", "content", "referrer_host", "status_class", "ua_browser")
 _MONTH_TABLE = re.compile(r"^requests_(\d{4})_(\d{2})$")
 
 
