@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
+import apsw
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -121,16 +121,19 @@ def test_clickhouse_refusal_reasons_are_in_the_closed_set(code: int) -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        sqlite3.OperationalError("table requests_2026_11 has no column named x"),
-        sqlite3.OperationalError("no such table: daily"),
-        sqlite3.IntegrityError("NOT NULL constraint failed: requests_2026_11.ts"),
-        sqlite3.InterfaceError("Error binding parameter 1"),
-        sqlite3.ProgrammingError("Incorrect number of bindings supplied"),
-        sqlite3.OperationalError('near "x": syntax error'),
-        sqlite3.DatabaseError("file is not a database"),
+        apsw.SQLError("SQLError: table requests_2026_11 has no column named x"),
+        apsw.SQLError("SQLError: no such table: daily"),
+        apsw.ConstraintError("NOT NULL constraint failed: requests_2026_11.ts"),
+        apsw.BindingsError("Incorrect number of bindings supplied"),
+        apsw.SQLError('near "x": syntax error'),
+        apsw.NotADBError("file is not a database"),
+        apsw.CorruptError("database disk image is malformed"),
+        KeyError("host"),
+        OverflowError("int too big to convert"),
+        TypeError("Bad binding argument type supplied - argument #3: type dict"),
     ],
 )
-def test_sqlite_refusal_reasons_are_in_the_closed_set(error: sqlite3.Error) -> None:
+def test_sqlite_refusal_reasons_are_in_the_closed_set(error: Exception) -> None:
     exc = _classify(error)
     if isinstance(exc, SinkRejected):
         assert exc.reason in DEAD_LETTER_REASONS

@@ -9,10 +9,10 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-import sqlite3
 import time
 from pathlib import Path
 
+import apsw
 import orjson
 import pytest
 
@@ -415,7 +415,7 @@ def test_a_sink_unavailable_at_open_is_retried(tmp_path: Path) -> None:
 
 # --- the same with the real SQLite sink -----------------------------------------------------------
 def sqlite_rows(db: Path) -> list[int]:
-    conn = sqlite3.connect(db)
+    conn = apsw.Connection(str(db))
     try:
         return [r[0] for r in conn.execute("SELECT bytes FROM requests_2026_11 ORDER BY rowid")]
     finally:
@@ -430,7 +430,7 @@ def test_sqlite_locked_then_released_delivers_everything_in_order(tmp_path: Path
     warm = SqliteSink(config)
     warm.write(numbered(1, start=1000))  # the database exists, in WAL mode, with its month table
     warm.close()
-    locker = sqlite3.connect(db, isolation_level=None)
+    locker = apsw.Connection(str(db))  # the sink's own SQLite: one library per process
     locker.execute("BEGIN EXCLUSIVE")
     delivery, metrics = start(
         SqliteSink(config),
@@ -456,7 +456,7 @@ def test_sqlite_locked_through_shutdown_is_replayed_at_the_next_start(tmp_path: 
     )
     SqliteSink(config).open()
     store = storage(tmp_path, shutdown_timeout_secs=0.2, retry_initial_secs=0.05)
-    locker = sqlite3.connect(db, isolation_level=None)
+    locker = apsw.Connection(str(db))  # the sink's own SQLite: one library per process
     locker.execute("BEGIN EXCLUSIVE")
     d1, m1 = start(SqliteSink(config), store, config=config)
     d1.submit(numbered(6))

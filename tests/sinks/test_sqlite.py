@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import apsw
+import orjson
 import pytest
 
 from sidecar.config import SinkConfig
-from sidecar.record import FIELDS, SCHEMA_VERSION, CleanRecord
+from sidecar.record import FIELDS, SCHEMA_VERSION, CleanBatch, CleanRecord
 from sidecar.sinks.base import SinkRejected, SinkUnavailable
 from sidecar.sinks.sqlite import (
     DIMENSIONS,
@@ -40,7 +41,7 @@ def sink(tmp_path: Path) -> Iterator[SqliteSink]:
 
 
 def names(db: Path, kind: str) -> list[str]:
-    conn = sqlite3.connect(db)
+    conn = apsw.Connection(str(db))
     try:
         return sorted(
             r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = ?", (kind,))
@@ -70,7 +71,7 @@ def test_open_creates_the_tables_and_an_empty_view(sink: SqliteSink) -> None:
     assert names(db, "table") == ["daily", "meta"]
     assert names(db, "view") == ["requests"]
     assert rows(sink, "SELECT * FROM requests") == []
-    assert [d[0] for d in sink.conn.execute("SELECT * FROM requests").description] == list(FIELDS)  # type: ignore[union-attr]
+    assert [r[1] for r in rows(sink, "PRAGMA table_info(requests)")] == list(FIELDS)
     assert rows(sink, "SELECT value FROM meta WHERE key = 'schema_version'") == [
         (str(SCHEMA_VERSION),)
     ]
@@ -346,7 +347,7 @@ def test_a_database_locked_by_another_connection_is_unavailable(
         if opened_before_the_lock
         else SqliteSink(SinkConfig(url=f"sqlite:{db}", timeout_secs=0.05))
     )
-    locker = sqlite3.connect(db, isolation_level=None)
+    locker = apsw.Connection(str(db))  # the sink's own SQLite: one library per process
     locker.execute("BEGIN EXCLUSIVE")
     t0 = time.monotonic()
     with pytest.raises(SinkUnavailable, match="locked"):
@@ -363,7 +364,7 @@ def test_a_long_reader_does_not_block_writes(tmp_path: Path) -> None:
     db = tmp_path / "a.db"
     s = open_sink(db, timeout_secs=0.05)
     s.write([record(bytes=1)])
-    reader = sqlite3.connect(db, isolation_level=None)
+    reader = apsw.Connection(str(db))  # the sink's own SQLite: one library per process
     reader.execute("BEGIN")
     assert reader.execute("SELECT count(*) FROM requests").fetchone() == (1,)  # holds a snapshot
     s.write([record(bytes=2)])  # within timeout_secs=0.05: not blocked
@@ -406,6 +407,33 @@ def test_a_value_sqlite_cannot_store_is_refused_as_data(sink: SqliteSink, value:
     assert err.value.reason == "data"
 
 
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        (b'{"ts":"2026-11-02T10:00:00.000Z"}', "without the field"),  # fields missing
+        (b'{"ts":"2026-11-02T10:00:00.000Z","client_ip":', "JSONDecodeError"),  # cut short
+        (orjson.dumps(record(ts="x; DROP TABLE daily; --")), "YYYY-MM"),  # refused, not spliced
+        (orjson.dumps(record(ts="2026-1x-01T00:00:00.000Z")), "YYYY-MM"),
+        (orjson.dumps({**record(), "host": {"a": 1}}), "TypeError"),  # a value of no column type
+        (b"[1,2]", "TypeError"),
+    ],
+)
+@pytest.mark.parametrize("summed_by", ["pipeline", "sink"])
+def test_a_line_that_is_no_clean_record_is_refused_as_data_and_nothing_stored(
+    sink: SqliteSink, line: bytes, says: str, summed_by: str
+) -> None:
+    good = orjson.dumps(record()) + b"\n"
+    batch = CleanBatch(good + line + b"\n", 2, [] if summed_by == "pipeline" else None)
+    with pytest.raises(SinkRejected) as err:
+        sink.write_batch(batch)
+    assert err.value.reason == "data"
+    if summed_by == "pipeline":  # the sink's own rollup may trip over the line first
+        assert says in str(err.value)
+    assert rows(sink, "SELECT count(*) FROM requests") == [(0,)]
+    assert rows(sink, "SELECT count(*) FROM daily") == [(0,)]
+    assert names(sink.path, "table") == ["daily", "meta"]  # no month table left behind
+
+
 def test_query_of_a_missing_table_is_refused(sink: SqliteSink) -> None:
     with pytest.raises(SinkRejected) as err:
         query(sink, "SELECT * FROM requests_1999_01")
@@ -414,9 +442,7 @@ def test_query_of_a_missing_table_is_refused(sink: SqliteSink) -> None:
 
 def test_rollups_for_a_large_batch_match(sink: SqliteSink) -> None:
     recs = varied(5000, seed=3)
-    t0 = time.monotonic()
     sink.write(recs)
-    assert time.monotonic() - t0 < 5.0
     assert rows(sink, "SELECT count(*) FROM requests") == [(5000,)]
     totals = Counter(r["ts"][:10] for r in recs)
     assert dict(rows(sink, "SELECT day, requests FROM daily WHERE dimension = 'total'")) == dict(
