@@ -160,14 +160,18 @@ def cmd_pipe(args: argparse.Namespace) -> int:
     stats = Stats()
     progress = Progress(stats, sys.stderr)
     out = sys.stdout.buffer
-    started: list[Delivery] = []
+    started = False
+
+    def start_deliveries() -> None:  # threads start after the workers are forked, never before
+        nonlocal started
+        if not started:
+            for d in deliveries:
+                d.start()
+            started = True
 
     def emit(result: ChunkResult) -> None:
         if deliveries:
-            if not started:  # threads start after the workers are forked, never before
-                for d in deliveries:
-                    d.start()
-                    started.append(d)
+            start_deliveries()
             batch = CleanBatch(result.output, result.records_out, result.summary)
             for d in deliveries:
                 d.submit(batch)
@@ -187,13 +191,8 @@ def cmd_pipe(args: argparse.Namespace) -> int:
         terminated = True
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the flush
-        for d in deliveries:  # no input at all: still replay what a former run spooled
-            if d not in started:
-                d.start()
-                started.append(d)
-        sink_stats = {}
-        for d in started:
-            sink_stats[d.sink.id] = vars(d.close())
+        start_deliveries()  # no input at all: still replay what a former run spooled
+        sink_stats = {d.sink.id: vars(d.close()) for d in deliveries}
         signal.signal(signal.SIGTERM, previous)
         if chunks.too_long:
             stats.reject("too_long", chunks.too_long)
@@ -261,19 +260,14 @@ def _delivery_summary(sink_id: str, s: dict) -> str:
 
 def cmd_storage(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config, {})
-    if args.storage_command not in ("init", "prune"):
-        raise UsageError("storage: say `sidecar storage init` or `sidecar storage prune`")
     for s in _sink_configs(args.sink, cfg, default=cfg.storage.default_sink):
         sink = open_sink(s)
         if not sink.queryable:
             raise UsageError(
                 f"storage: {sink.scheme}: sinks have no tables; use sqlite: or clickhouse:"
             )
-        try:
-            if args.storage_command == "init":
-                done = sink.init(cfg.storage.retention_months)  # type: ignore[attr-defined]
-            else:
-                done = sink.prune(cfg.storage.retention_months)  # type: ignore[attr-defined]
+        try:  # init or prune (argparse's choices)
+            done = getattr(sink, args.storage_command)(cfg.storage.retention_months)
         except SinkUnavailable as exc:
             raise SidecarError(f"storage {args.storage_command}: {exc}") from None
         finally:
@@ -285,8 +279,7 @@ def cmd_storage(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config, {})
-    urls = args.sink or None
-    configs = _sink_configs(urls, cfg, default=cfg.storage.default_sink)
+    configs = _sink_configs(args.sink, cfg, default=cfg.storage.default_sink)
     queryable = [s for s in configs if s.url.partition(":")[0] in report_mod.DIALECTS]
     if not queryable:
         raise UsageError("report: no sqlite: or clickhouse: sink to read (--sink URL)")

@@ -8,7 +8,7 @@ whatever the traffic); ClickHouse aggregates the raw table, which is what it is 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -32,8 +32,8 @@ TABLES = (
     Table("status", "Status classes", ("status_class", "requests", "share")),
     Table("browsers", "User-agent families", ("ua_browser", "requests", "share")),
 )
-_DIMENSION = {"countries": "country", "content": "content", "referrers": "referrer_host",
-              "status": "status_class", "browsers": "ua_browser"}  # fmt: skip
+#: table -> the rollup dimension it reads: its first column
+_DIMENSION = {t.name: t.columns[0] for t in TABLES if t.name != "per_day"}
 _SINCE = re.compile(r"^(\d+)([hdw])$")
 
 
@@ -138,11 +138,11 @@ def build(sink: Sink, since: str = "7d", limit: int = 10, today: date | None = N
 
 def _human_bytes(n: int) -> str:
     value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:,.0f} B" if unit == "B" else f"{value:,.1f} {unit}"
         value /= 1024
-    return f"{n} B"
+    return f"{value:,.1f} TiB"
 
 
 def _cell(column: str, value: object) -> str:
@@ -157,6 +157,14 @@ def _cell(column: str, value: object) -> str:
     return str(value)
 
 
+def _aligned(values: Sequence[str], widths: list[int]) -> str:
+    """A table row: the first column left, the others right."""
+    return "  ".join(
+        v.ljust(w) if i == 0 else v.rjust(w)
+        for i, (v, w) in enumerate(zip(values, widths, strict=True))
+    ).rstrip()
+
+
 def render_table(report: dict) -> str:
     """Aligned terminal tables: text columns left, numbers right."""
     since = "all time" if report["since"] == "0001-01-01" else f"since {report['since']} (UTC)"
@@ -165,20 +173,8 @@ def render_table(report: dict) -> str:
         rows = report["tables"][t.name]
         cells = [[_cell(c, row.get(c)) for c in t.columns] for row in rows]
         widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(t.columns)]
-        lines = [t.title, ""]
-        header = [
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(t.columns, widths, strict=True))
-        ]
-        lines.append("  ".join(header).rstrip())
-        lines.append("  ".join("-" * w for w in widths))
-        for r in cells:
-            lines.append(
-                "  ".join(
-                    v.ljust(w) if i == 0 else v.rjust(w)
-                    for i, (v, w) in enumerate(zip(r, widths, strict=True))
-                ).rstrip()
-            )
+        lines = [t.title, "", _aligned(t.columns, widths), "  ".join("-" * w for w in widths)]
+        lines.extend(_aligned(r, widths) for r in cells)
         if not cells:
             lines.append("(no data)")
         blocks.append("\n".join(lines))

@@ -17,8 +17,6 @@ from sidecar.formats.timestamps import make_reader
 from sidecar.record import RawRequest
 from sidecar.reject import FORMAT_MISMATCH, Rejected
 
-_TIMES = frozenset(TIME_VARS)
-
 
 class JsonFormat(LineFormat):
     def __init__(self, name: str = "nginx-json", keys: dict[str, str | None] | None = None) -> None:
@@ -53,12 +51,12 @@ class JsonFormat(LineFormat):
         return build(list(values.values()))
 
     def _builder(self, names: tuple[str, ...]) -> Callable[[Sequence[str | None]], RawRequest]:
-        present = set(names)
-        if "remote_addr" not in present or "status" not in present or not present & _TIMES:
-            raise Rejected(FORMAT_MISMATCH)  # an object without a client, time and status
+        try:
+            build = make_builder({n: i for i, n in enumerate(names)}, self._read_ts)
+        except ValueError:  # an object without a client, time and status
+            raise Rejected(FORMAT_MISMATCH) from None
         if len(self._builders) >= 64:  # a log whose keys vary without end: stay bounded
             self._builders.clear()
-        build = make_builder({n: i for i, n in enumerate(names)}, self._read_ts)
         self._builders[names] = build
         return build
 

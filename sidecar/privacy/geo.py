@@ -20,17 +20,18 @@ import maxminddb
 from sidecar.errors import ConfigError
 from sidecar.privacy.ip import Address, Masker
 
-# Codes some databases use that name no country: the EU, "Asia/Pacific", anonymous proxies,
-# satellite providers, anycast, Tor exits, unknown.
-NOT_COUNTRIES = frozenset({"EU", "AP", "A1", "A2", "A3", "O1", "T1", "ZZ", "XX"})
+# Codes some databases use that name no country: the EU, "Asia/Pacific", unknown. Those with a
+# digit (anonymous proxies A1, satellite A2, anycast A3, O1, Tor exits T1) are no ISO code at
+# all and fail `_iso`'s letters-only check before this set is asked.
+NOT_COUNTRIES = frozenset({"EU", "AP", "ZZ", "XX"})
 
 
 def _iso(value: object) -> str | None:
     if isinstance(value, dict):
         code = value.get("iso_code")
-        if isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalnum():
+        if isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalpha():
             code = code.upper()
-            return None if code in NOT_COUNTRIES or not code.isalpha() else code
+            return None if code in NOT_COUNTRIES else code
     return None
 
 

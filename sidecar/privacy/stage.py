@@ -17,7 +17,6 @@ from sidecar.privacy.query import Query
 from sidecar.privacy.referrer import Referrer
 from sidecar.privacy.useragent import UserAgent
 from sidecar.record import CleanRecord, RawRequest
-from sidecar.reject import BAD_IP, Rejected
 
 _MISS = object()
 _NONE2 = (None, None)
@@ -27,12 +26,11 @@ _NONE3 = (None, None, None)
 def open_country_lookup(config: Config, masker: Masker | None = None) -> CountryLookup | None:
     """The configured database, or None when `geoip.database` is empty (country always null)."""
     g = config.geoip
-    masker = masker or Masker(config.ip.ipv4_prefix_bits, config.ip.ipv6_prefix_bits)
     if not g.database:
         return None
     return CountryLookup(
         g.database,
-        masker,
+        masker or Masker(config.ip.ipv4_prefix_bits, config.ip.ipv6_prefix_bits),
         fallback_registered_country=g.fallback_registered_country,
         from_truncated=g.lookup == "truncated",
         cache_entries=g.cache_entries,
@@ -53,29 +51,25 @@ class PrivacyStage:
             config.referrer.first_party_hosts,
             config.referrer.third_party,
             cache_entries=8192,
-            strike=self.literal_masker.mask,
+            strike=self.literal_masker.strike,  # `reduce` caches whole referrers itself
         )
         self.query = Query(config.query.allow, strike=self.literal_masker.mask)
         self.useragent = UserAgent(config.useragent.mode, config.useragent.cache_entries)
         # hot-path bindings: scrub runs once per line
-        self._direct = self.client.trusted.empty
-        self._resolve = self.client.resolve
+        self._client = self.client.__call__
         self._countries = lookup.cache if lookup is not None else {}
         self._country = lookup.country if lookup is not None else (lambda addr, struck: None)
         self._reduce = self.referrer.reduce
         self._filter = self.query.filter if self.query.enabled else None
         self._strike = self.literal_masker.mask
-        self._coarse = self.useragent.coarse if config.useragent.mode != "drop" else None
-        self._keep_ua = config.useragent.mode == "keep"
+        self._coarse = self.useragent.coarse if self.useragent.mode != "drop" else None
+        self._keep_ua = self.useragent.mode == "keep"
         if self._coarse is not None:  # load ua-parser's rules now: once, before workers fork
             self._coarse("Mozilla/5.0")
 
     def scrub(self, raw: RawRequest) -> CleanRecord:
         # client address: struck; its country from the full address
-        resolved = self._resolve(raw.remote_addr) if self._direct else self._client_of(raw)
-        if resolved is None:
-            raise Rejected(BAD_IP)
-        addr, client_ip = resolved
+        addr, client_ip = self._client(raw)  # Rejected(bad_ip) for a client that is no address
         country = self._countries.get(client_ip, _MISS)
         if country is _MISS:
             country = self._country(addr, client_ip)
@@ -114,6 +108,3 @@ class PrivacyStage:
             ua_device=device,
             user_agent=ua if self._keep_ua else None,
         )
-
-    def _client_of(self, raw: RawRequest):
-        return self._resolve(self.client.client_token(raw))

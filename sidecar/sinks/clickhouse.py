@@ -29,7 +29,7 @@ import orjson
 from sidecar.config import SinkConfig, redact_url
 from sidecar.record import CleanBatch, CleanRecord
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
-from sidecar.sinks.httpclient import HttpClient, HttpFailure, gzip_packer
+from sidecar.sinks.httpclient import HttpClient, HttpFailure, gzip_packer, retryable
 from sidecar.sinks.sqlite import month_cutoff
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -65,11 +65,7 @@ def classify(status: int, body: str) -> Exception:
     m = _CODE.search(body)
     message = f"clickhouse: HTTP {status}: {body.strip()[:1500]}"
     if m is None:
-        return (
-            SinkUnavailable(message)
-            if status >= 500 or status in (401, 403, 408, 429)
-            else (SinkRejected(message, "other"))
-        )
+        return SinkUnavailable(message) if retryable(status) else SinkRejected(message, "other")
     code = int(m.group(1))
     if code in RETRYABLE_CODES:
         return SinkUnavailable(message)
@@ -173,8 +169,10 @@ class ClickHouseSink(Sink):
         if password:
             self.headers["X-ClickHouse-Key"] = password
         self._features: dict[str, bool] | None = None
+        self.version = ""  # the server's, once `features` asked
         self._dedup = False
         self._ready = False
+        self.gzipped = self.client.gzip(config.compression)
         self.concurrency = config.concurrency  # inserts in flight: the server parses in parallel
 
     # --- talking to the server ---------------------------------------------------------------
@@ -210,7 +208,8 @@ class ClickHouseSink(Sink):
             tree = {r[0] for r in self.query(
                 "SELECT name FROM system.merge_tree_settings "
                 "WHERE name = 'non_replicated_deduplication_window'")}  # fmt: skip
-            major, minor = (int(x) for x in self.query("SELECT version()")[0][0].split(".")[:2])
+            self.version = self.query("SELECT version()")[0][0]
+            major, minor = (int(x) for x in self.version.split(".")[:2])
             self._features = {
                 "low_cardinality_setting": "allow_experimental_low_cardinality_type" in names,
                 "dedup_token": "insert_deduplication_token" in names
@@ -253,7 +252,6 @@ class ClickHouseSink(Sink):
         settings = (
             {"allow_experimental_low_cardinality_type": "1"} if f["low_cardinality_setting"] else {}
         )
-        version = self.query("SELECT version()")[0][0]
         done = []
         for statement in self.ddl(retention_months):
             self._post(statement, None, settings=settings)
@@ -262,7 +260,7 @@ class ClickHouseSink(Sink):
                else "no TTL on this version (use `sidecar storage prune`)")  # fmt: skip
         dedup = ", insert deduplication by batch token" if f["dedup_token"] else ""
         done.append(
-            f"ClickHouse {version}: partitioned by month, ordered by (ts, host), {ttl}{dedup}"
+            f"ClickHouse {self.version}: partitioned by month, ordered by (ts, host), {ttl}{dedup}"
         )
         self._dedup = f["dedup_token"]
         self._ready = True
@@ -287,8 +285,7 @@ class ClickHouseSink(Sink):
         settings = {}
         if self._dedup:  # the same batch sent twice (a retry after a crash) is stored once
             settings["insert_deduplication_token"] = hashlib.sha256(batch.data).hexdigest()
-        gzipped = self.client.gzip(self.config.compression)
-        data = batch.data
+        data, gzipped = batch.data, self.gzipped
         self._post(f"INSERT INTO {self.table_name} FORMAT JSONEachRow",
                    lambda: _stream(data, gzipped), gzipped, settings)  # fmt: skip
 

@@ -171,35 +171,24 @@ class Delivery:
         return self.clock() - self._batch_started if self._batch_count else 0.0
 
     def _add(self, batch: CleanBatch) -> None:
-        if batch.summary is not None:  # a chunk with its rollup is never split: kept whole
-            if not self._batch_count:
-                self._batch_started = self.clock()
-            self._batch += batch.data
-            self._batch_count += batch.count
-            if self._summary is not None:
-                self._summary.extend(batch.summary)
-            if (
-                self._batch_count >= self.cfg.batch_max_rows
-                or len(self._batch) >= self.cfg.batch_max_bytes
-            ):
-                self._cut()
-            return
-        self._summary = None
+        whole = batch.summary is not None  # a chunk with its rollup is never split: kept whole
         data, count = batch.data, batch.count
         while count:
             if not self._batch_count:
                 self._batch_started = self.clock()
             room_rows = self.cfg.batch_max_rows - self._batch_count
             room_bytes = self.cfg.batch_max_bytes - len(self._batch)
-            if count <= room_rows and len(data) <= room_bytes:
-                self._batch += data
-                self._batch_count += count
-                data, count = b"", 0
+            if whole or (count <= room_rows and len(data) <= room_bytes):
+                end, taken = len(data), count
             else:  # take the lines that fit (at least one), cut, go on with the rest
                 end, taken = _lines_fitting(data, room_rows, room_bytes)
-                self._batch += data[:end]
-                self._batch_count += taken
-                data, count = data[end:], count - taken
+            self._batch += data[:end]
+            self._batch_count += taken
+            data, count = data[end:], count - taken
+            if whole and self._summary is not None:
+                self._summary.extend(batch.summary)  # type: ignore[arg-type]
+            elif not whole:  # the batch now holds lines no rollup covers: the sink sums them
+                self._summary = None
             if (
                 self._batch_count >= self.cfg.batch_max_rows
                 or len(self._batch) >= self.cfg.batch_max_bytes

@@ -12,10 +12,7 @@ import base64
 from sidecar.config import SinkConfig
 from sidecar.record import CleanBatch
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
-from sidecar.sinks.httpclient import HttpClient, HttpFailure, gzip_bytes
-
-# 401/403: credentials (being) fixed; the data waits for them rather than being refused
-_RETRY_STATUSES = frozenset({401, 403, 408, 425, 429})
+from sidecar.sinks.httpclient import HttpClient, HttpFailure, gzip_bytes, retryable
 
 
 def auth_header(config: SinkConfig) -> dict[str, str]:
@@ -48,7 +45,7 @@ class HttpSink(Sink):
             raise SinkUnavailable(f"http: {exc}") from None
         if 200 <= status < 300:
             return
-        if status >= 500 or status in _RETRY_STATUSES:
+        if retryable(status):
             raise SinkUnavailable(f"http: status {status}")
         raise SinkRejected(f"http: status {status}: {text[:500]}", "other")
 

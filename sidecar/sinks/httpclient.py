@@ -25,6 +25,15 @@ def gzip_bytes(data: bytes) -> bytes:
     return packer.compress(data) + packer.flush()
 
 
+# 401/403: credentials (being) fixed; the data waits for them rather than being refused
+_RETRY_STATUSES = frozenset({401, 403, 408, 425, 429})
+
+
+def retryable(status: int) -> bool:
+    """Whether an HTTP answer means "not now" (retry from the spool) rather than "never"."""
+    return status >= 500 or status in _RETRY_STATUSES
+
+
 class HttpFailure(Exception):
     """No answer: the connection failed, was reset or timed out (worth a retry)."""
 

@@ -57,10 +57,11 @@ class Spool:
                 self.policy == "drop_newest" and self.bytes + len(data) > self.max_bytes
             ):
                 return False, batch.count
-            while self._files and self.bytes + len(data) > self.max_bytes:
-                path, n, _ = self._files.popleft()
+            used = self.bytes
+            while self._files and used + len(data) > self.max_bytes:
+                path, n, size = self._files.popleft()
                 path.unlink(missing_ok=True)
-                dropped += n
+                dropped, used = dropped + n, used - size
             seq = self._next
             self._next += 1
             self.dir.mkdir(parents=True, exist_ok=True)

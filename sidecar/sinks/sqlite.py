@@ -131,7 +131,7 @@ def _classify(exc: Exception) -> Exception:
     message = f"sqlite: {type(exc).__name__}: {text}"
     if isinstance(exc, _UNAVAILABLE):
         return SinkUnavailable(message)
-    if "no column" in text or "no such table" in text or "has no column" in text:
+    if "no column" in text or "no such table" in text:  # also "has no column named"
         return SinkRejected(message, "schema")
     if isinstance(exc, _DATA):
         return SinkRejected(message, "data")
@@ -169,19 +169,13 @@ class SqliteSink(Sink):
             raise SinkUnavailable(f"sqlite: cannot open {self.path}: {exc}") from None
         self.conn = conn
 
-    def _create(self, conn: apsw.Connection) -> list[str]:
+    def _create(self, conn: apsw.Connection) -> None:
         for statement in _DDL:
             conn.execute(statement)
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                      (str(SCHEMA_VERSION),))  # fmt: skip
-        self._months = {t for t in self._tables(conn) if _MONTH_TABLE.match(t)}
+        self._months = _month_tables(conn)
         self._create_view(conn)
-        return ["table daily (rollups)", "table meta", "view requests"]
-
-    @staticmethod
-    def _tables(conn: apsw.Connection) -> list[str]:
-        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        return sorted(r[0] for r in rows)
 
     def _create_view(self, conn: apsw.Connection) -> None:
         conn.execute("DROP VIEW IF EXISTS requests")
@@ -195,14 +189,14 @@ class SqliteSink(Sink):
         if table not in self._months:
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (\n  {_columns()}\n)")
             # months another writer added count too: the view is built from the file itself
-            self._months = {t for t in self._tables(conn) if _MONTH_TABLE.match(t)} | {table}
+            self._months = _month_tables(conn) | {table}
             self._create_view(conn)
 
     def init(self, retention_months: int = 25) -> list[str]:
-        """Create the tables (also done on open); retention is applied by `prune`."""
+        """Create the tables (done on open); retention is applied by `prune`."""
         self.open()
-        assert self.conn is not None
-        return [f"{self.path}: {what}" for what in self._create(self.conn)]
+        return [f"{self.path}: {what}" for what in ("table daily (rollups)", "table meta",
+                                                     "view requests")]  # fmt: skip
 
     # --- writing -----------------------------------------------------------------------------
     def write_batch(self, batch: CleanBatch) -> None:
@@ -222,7 +216,7 @@ class SqliteSink(Sink):
                 conn.executemany(_UPSERT, summary)
             except BaseException:
                 conn.execute("ROLLBACK")
-                self._months = {t for t in self._tables(conn) if _MONTH_TABLE.match(t)}
+                self._months = _month_tables(conn)
                 raise
             conn.execute("COMMIT")
         except (apsw.Error, *_DATA) as exc:  # _DATA: also a line that is no record of ours
@@ -266,6 +260,12 @@ class SqliteSink(Sink):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+def _month_tables(conn: apsw.Connection) -> set[str]:
+    """The monthly tables in the file, whoever created them."""
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {name for (name,) in rows if _MONTH_TABLE.match(name)}
 
 
 def month_cutoff(retention_months: int, today: date | None = None) -> str:

@@ -79,15 +79,9 @@ def open_inputs(paths: Iterable[str]) -> Iterator[tuple[str, BinaryIO]]:
 
 def _is_live(stream: BinaryIO) -> bool:
     """A pipe, socket or terminal (not a regular file): data arrives over time."""
-    raw = stream
-    while not hasattr(raw, "fileno") or isinstance(raw, gzip.GzipFile | bz2.BZ2File):
-        inner = getattr(raw, "fileobj", None) or getattr(raw, "_fp", None)
-        if inner is None:
-            return False
-        raw = inner
-    try:
-        return not stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
-    except (OSError, ValueError, io.UnsupportedOperation):
+    try:  # a GzipFile's or BZ2File's fileno() is the file's underneath
+        return not stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation, AttributeError):
         return False
 
 
