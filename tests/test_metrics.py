@@ -14,9 +14,8 @@ from sidecar import reject
 from sidecar.metrics import DEAD_LETTER_REASONS, DROP_REASONS, Metrics
 from sidecar.sinks.base import SinkRejected
 from sidecar.sinks.clickhouse import DATA_CODES, RETRYABLE_CODES, SCHEMA_CODES, classify
-from sidecar.sinks.delivery import Delivery
 from sidecar.sinks.sqlite import _classify
-from tests.sinks import DoubleSink, numbered, storage
+from tests.sinks import DoubleSink, numbered, start, storage
 
 #: every metric family and its label names
 FAMILIES = {
@@ -148,8 +147,7 @@ def test_a_delivery_labels_with_its_sink_id_only(tmp_path: Path) -> None:
         reject=lambda r: "data" if r["bytes"] == 3 else None,
     )
     m = Metrics()
-    d = Delivery(sink, sink.config, storage(tmp_path), m)
-    d.start()
+    d, _ = start(sink, storage(tmp_path), m)
     d.submit(numbered(6))
     d.close()
     values = {

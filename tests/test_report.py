@@ -201,7 +201,7 @@ def blocks(text: str) -> dict[str, list[str]]:
     return {title: table.split("\n") for title, table in zip(titles, tables, strict=True)}
 
 
-def test_render_table_aligns_columns(sqlite: SqliteSink, tmp_path: Path) -> None:
+def test_render_table_aligns_columns(sqlite: SqliteSink) -> None:
     sqlite.write(
         [
             record(

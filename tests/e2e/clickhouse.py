@@ -35,6 +35,8 @@ from xml.sax.saxutils import escape
 CLICKHOUSE_SERVER = shutil.which("clickhouse-server") or "/usr/sbin/clickhouse-server"
 WRITER_USER = "writer"
 WRITER_PASSWORD = "writer-secret"
+#: who runs this query: ClickHouse 18.16 has no currentUser(), so it finds itself in the process list
+WHOAMI = "SELECT user FROM system.processes WHERE query LIKE '%whoami%'"
 
 
 class ClickHouseError(RuntimeError):

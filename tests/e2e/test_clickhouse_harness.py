@@ -12,13 +12,26 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import clickhouse as clickhouse_mod
-from tests.e2e.clickhouse import WRITER_PASSWORD, WRITER_USER, ClickHouse, ClickHouseError
+from tests.e2e.clickhouse import (
+    WHOAMI,
+    WRITER_PASSWORD,
+    WRITER_USER,
+    ClickHouse,
+    ClickHouseError,
+)
 
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(scope="module")
+def ch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouse]:
+    """One server for the tests that leave it running as they found it."""
+    yield from ClickHouse.fixture(tmp_path_factory.mktemp("clickhouse"))
+
+
 @pytest.fixture
-def ch(tmp_path: Path) -> Iterator[ClickHouse]:
+def own_ch(tmp_path: Path) -> Iterator[ClickHouse]:
+    """A server of this test's own, for a test that stops and kills it."""
     yield from ClickHouse.fixture(tmp_path / "clickhouse")
 
 
@@ -48,30 +61,25 @@ def test_create_insert_select(ch: ClickHouse) -> None:
     assert err.value.status in (400, 500) and "Code: " in err.value.body
 
 
-def test_stop_start_keeps_data_and_ports(ch: ClickHouse) -> None:
-    ch.query("CREATE TABLE t (x UInt32) ENGINE = MergeTree ORDER BY x")
-    ch.query("INSERT INTO t VALUES", "(1),(2),(3)")
-    port = ch.http_port
+def test_stop_start_keeps_data_and_ports(own_ch: ClickHouse) -> None:
+    own_ch.query("CREATE TABLE t (x UInt32) ENGINE = MergeTree ORDER BY x")
+    own_ch.query("INSERT INTO t VALUES", "(1),(2),(3)")
+    port = own_ch.http_port
     # a client holding a keep-alive connection slows SIGTERM down; stop() still returns
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     conn.request("GET", "/?query=SELECT%201")
     assert conn.getresponse().read() == b"1\n"
-    assert ch.stop(timeout=5) < 8
-    assert not ch.running and not ch.ping()
+    assert own_ch.stop(timeout=5) < 8
+    assert not own_ch.running and not own_ch.ping()
     with pytest.raises(OSError):
-        ch.query("SELECT 1", timeout=2)
+        own_ch.query("SELECT 1", timeout=2)
     conn.close()
-    ch.start()
-    assert ch.http_port == port
-    assert ch.query("SELECT sum(x) FROM t") == "6\n"
-    ch.stop(timeout=0)  # SIGKILL: a crash
-    ch.start()
-    assert ch.query("SELECT sum(x) FROM t") == "6\n"
-
-
-WHOAMI = (
-    "SELECT user FROM system.processes WHERE query LIKE '%whoami%'"  # no currentUser() in 18.16
-)
+    own_ch.start()
+    assert own_ch.http_port == port
+    assert own_ch.query("SELECT sum(x) FROM t") == "6\n"
+    own_ch.stop(timeout=0)  # SIGKILL: a crash
+    own_ch.start()
+    assert own_ch.query("SELECT sum(x) FROM t") == "6\n"
 
 
 def test_writer_user_needs_its_password(ch: ClickHouse) -> None:

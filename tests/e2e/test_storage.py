@@ -19,8 +19,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import COUNTRY_TEST_DB, PROJECT
+from tests.conftest import COUNTRY_TEST_DB, PROJECT, run_sidecar
 from tests.e2e.clickhouse import ClickHouse
+from tests.sinks import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -75,6 +76,11 @@ def spooled_files(tmp: Path) -> list[Path]:
     return sorted((tmp / "spool").rglob("*.jsonl"))
 
 
+def spooled_records(tmp: Path) -> int:
+    """Records waiting in the spool, counted from the file names (`<seq>-<records>.jsonl`)."""
+    return sum(int(p.name.split("-")[1].split(".")[0]) for p in spooled_files(tmp))
+
+
 @pytest.fixture
 def ch(tmp_path: Path) -> Iterator[ClickHouse]:
     yield from ClickHouse.fixture(tmp_path / "clickhouse")
@@ -89,8 +95,7 @@ def ch_count(ch: ClickHouse) -> int:
 
 
 def init(url: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "sidecar", "storage", "init", "--sink", url],
-                         capture_output=True, cwd=PROJECT, check=False)  # fmt: skip
+    out = run_sidecar("storage", "init", "--sink", url)
     assert out.returncode == 0, out.stderr
 
 
@@ -119,8 +124,11 @@ def test_server_stopped_mid_stream_then_restarted(ch: ClickHouse, tmp_path: Path
     time.sleep(1.0)
     ch.stop()
     feed(proc, lines(2000, 2000))  # arrives while the store is down: spooled
-    time.sleep(1.5)
-    assert spooled_files(tmp_path), "batches wait on disk while the store is down"
+    wait_until(
+        lambda: bool(spooled_files(tmp_path)),
+        timeout=20,
+        what="batches to wait on disk while the store is down",
+    )
     ch.start()
     feed(proc, lines(4000, 2000))
     code, err = finish(proc)
@@ -138,14 +146,12 @@ def test_kill_9_then_restart_replays_the_spool(ch: ClickHouse, tmp_path: Path) -
     cfg = config(tmp_path, ch_url(ch))
     proc = pipe(cfg)
     feed(proc, lines(0, 3000))
-    deadline = time.monotonic() + 20
-    while sum(int(p.name.split("-")[1].split(".")[0]) for p in spooled_files(tmp_path)) < 3000:
-        assert time.monotonic() < deadline, "the batches should be spooled"
-        time.sleep(0.1)
+    wait_until(
+        lambda: spooled_records(tmp_path) >= 3000, timeout=20, what="the batches to be spooled"
+    )
     proc.kill()  # kill -9: no flush, no goodbye
     proc.wait()
-    spooled = sum(int(p.name.split("-")[1].split(".")[0]) for p in spooled_files(tmp_path))
-    assert spooled == 3000
+    assert spooled_records(tmp_path) == 3000
     ch.start()
     again = pipe(cfg)  # a new run with no input: replays what the last one left
     code, err = finish(again)
@@ -192,7 +198,7 @@ def test_missing_table_is_spooled_not_dead_lettered(ch: ClickHouse, tmp_path: Pa
     code, err = finish(proc)
     assert code == 0, err
     assert not (tmp_path / "dead").exists()
-    assert sum(int(p.name.split("-")[1].split(".")[0]) for p in spooled_files(tmp_path)) == 800
+    assert spooled_records(tmp_path) == 800
     init(ch_url(ch))
     code, err = finish(pipe(cfg))
     assert code == 0 and ch_count(ch) == 800
@@ -234,14 +240,16 @@ def test_sqlite_locked_by_another_connection(tmp_path: Path) -> None:
     url = f"sqlite:{db}"
     cfg = config(tmp_path, url)
     cfg.write_text(cfg.read_text().replace("timeout_secs = 2.0", "timeout_secs = 0.2"))
-    subprocess.run([sys.executable, "-m", "sidecar", "storage", "init", "--sink", url],
-                   check=True, cwd=PROJECT, capture_output=True)  # fmt: skip
+    init(url)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # another program holds the database
     proc = pipe(cfg)
     feed(proc, lines(0, 1500))
-    time.sleep(1.5)
-    assert spooled_files(tmp_path), "while locked, batches wait on disk"
+    wait_until(
+        lambda: bool(spooled_files(tmp_path)),
+        timeout=20,
+        what="batches to wait on disk while locked",
+    )
     holder.execute("ROLLBACK")
     holder.close()
     code, err = finish(proc)
@@ -255,8 +263,7 @@ def test_sqlite_locked_by_another_connection(tmp_path: Path) -> None:
 def test_sqlite_reader_does_not_block_the_writer(tmp_path: Path) -> None:
     db = tmp_path / "analytics.db"
     cfg = config(tmp_path, f"sqlite:{db}")
-    subprocess.run([sys.executable, "-m", "sidecar", "storage", "init", "--sink", f"sqlite:{db}"],
-                   check=True, cwd=PROJECT, capture_output=True)  # fmt: skip
+    init(f"sqlite:{db}")
     reader = sqlite3.connect(db, isolation_level=None)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM daily").fetchone()  # a long read transaction (WAL)
@@ -275,16 +282,15 @@ def test_report_over_what_pipe_stored(tmp_path: Path) -> None:
     proc = pipe(cfg)
     feed(proc, lines(0, 500))
     assert finish(proc)[0] == 0
-    out = subprocess.run([sys.executable, "-m", "sidecar", "report", "--sink", f"sqlite:{db}",
-                          "--since", "all", "--format", "json"], capture_output=True, cwd=PROJECT,
-                         check=True)  # fmt: skip
+    out = run_sidecar("report", "--sink", f"sqlite:{db}", "--since", "all", "--format", "json")
+    assert out.returncode == 0, out.stderr
     report = orjson.loads(out.stdout)
     assert report["requests"] == 500
     assert report["tables"]["per_day"] == [{"day": "2026-11-24", "requests": 500,
                                             "bytes": sum(range(500))}]  # fmt: skip
     assert report["tables"]["referrers"][0]["referrer_host"] == "www.google.com"
-    table = subprocess.run([sys.executable, "-m", "sidecar", "report", "--sink", f"sqlite:{db}",
-                            "--since", "all"], capture_output=True, cwd=PROJECT, check=True)  # fmt: skip
+    table = run_sidecar("report", "--sink", f"sqlite:{db}", "--since", "all")
+    assert table.returncode == 0, table.stderr
     assert b"Top countries" in table.stdout and b"500" in table.stdout
     assert os.environ.get("NO_SUCH_THING") is None
 
@@ -300,13 +306,12 @@ def test_rollups_from_workers_match_a_single_process(tmp_path: Path) -> None:
         workdir = tmp_path / f"w{workers}"
         workdir.mkdir()
         cfg = config(workdir, f"sqlite:{db}")
-        out = subprocess.run([sys.executable, "-m", "sidecar", "pipe", "--config", str(cfg),
-                              "--workers", workers, str(log)], capture_output=True, cwd=PROJECT,
-                             check=False)  # fmt: skip
+        out = run_sidecar("pipe", "--config", str(cfg), "--workers", workers, str(log))
         assert out.returncode == 0, out.stderr
-        report = subprocess.run([sys.executable, "-m", "sidecar", "report", "--sink",
-                                 f"sqlite:{db}", "--since", "all", "--format", "json"],
-                                capture_output=True, cwd=PROJECT, check=True)  # fmt: skip
+        report = run_sidecar(
+            "report", "--sink", f"sqlite:{db}", "--since", "all", "--format", "json"
+        )
+        assert report.returncode == 0, report.stderr
         reports.append(orjson.loads(report.stdout))
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 30000

@@ -6,9 +6,9 @@ import pytest
 
 from sidecar.formats.clf import TEMPLATES, clf_format
 from sidecar.privacy.stage import PrivacyStage
-from sidecar.record import RawRequest
 from sidecar.reject import Rejected
 from tests.conftest import make_config
+from tests.formats import set_fields
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
 REQ = '[10/Feb/2012:16:42:07 -0500] "GET /a?b=1 HTTP/1.1" 200 368'
@@ -50,10 +50,6 @@ EXPECTED = {
 }
 
 
-def _raw(r: RawRequest) -> dict:
-    return {n: getattr(r, n) for n in RawRequest.__slots__ if getattr(r, n) is not None}
-
-
 def test_the_family() -> None:
     assert list(TEMPLATES) == list(SAMPLES)
 
@@ -62,7 +58,7 @@ def test_the_family() -> None:
 def test_each_format_reads_its_own_sample(name: str) -> None:
     fmt = clf_format(name)
     assert fmt.name == name
-    assert _raw(fmt.parse(SAMPLES[name])) == EXPECTED[name]
+    assert set_fields(fmt.parse(SAMPLES[name])) == EXPECTED[name]
 
 
 @pytest.mark.parametrize(
@@ -80,7 +76,7 @@ def test_each_format_reads_its_own_sample(name: str) -> None:
     ],
 )
 def test_trailing_fields_are_tolerated_and_dropped(name: str, tail: str) -> None:
-    assert _raw(clf_format(name).parse(SAMPLES[name] + tail)) == EXPECTED[name]
+    assert set_fields(clf_format(name).parse(SAMPLES[name] + tail)) == EXPECTED[name]
 
 
 @pytest.mark.parametrize(

@@ -20,12 +20,9 @@ from sidecar.privacy.stage import PrivacyStage
 from sidecar.record import RawRequest
 from sidecar.reject import Rejected
 from tests.conftest import make_config
+from tests.formats import set_fields
 
 RAW_FIELDS = RawRequest.__slots__
-
-
-def _raw(r: RawRequest) -> dict:
-    return {name: getattr(r, name) for name in RAW_FIELDS if getattr(r, name) is not None}
 
 
 @pytest.mark.parametrize(
@@ -255,7 +252,7 @@ CDN = (
     ],
 )
 def test_custom_formats(fmt: str, line: str, fields: dict) -> None:
-    assert _raw(compile_log_format(fmt).parse(line)) == fields
+    assert set_fields(compile_log_format(fmt).parse(line)) == fields
 
 
 @pytest.mark.parametrize(
@@ -316,7 +313,7 @@ def test_json_shaped_log_format_is_a_json_format() -> None:
         '{"ip":"192.0.2.1","t":"2026-11-24T10:00:00+01:00","req":"GET /x?y HTTP/1.1",'
         '"st":200,"user":"bob","ck":"sid=1","up":"10.0.0.1:80","rt":0.5,"b":12}'
     )
-    assert _raw(r) == {
+    assert set_fields(r) == {
         "remote_addr": "192.0.2.1",
         "ts": "2026-11-24T09:00:00.000Z",
         "method": "GET",

@@ -15,8 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sidecar.config import SinkConfig, StorageConfig
+from sidecar.metrics import Metrics
 from sidecar.record import CleanBatch, CleanRecord
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
+from sidecar.sinks.delivery import Delivery
 
 _DEFAULTS: dict[str, object] = {
     "ts": "2026-11-24T09:00:00.000Z",
@@ -117,6 +119,19 @@ def storage(tmp_path: Path, **overrides: object) -> StorageConfig:
         shutdown_timeout_secs=3.0,
     )
     return replace(base, **overrides)
+
+
+def start(
+    sink: Sink,
+    store: StorageConfig,
+    metrics: Metrics | None = None,
+    config: SinkConfig | None = None,
+) -> tuple[Delivery, Metrics]:
+    """A started Delivery to `sink` (with `sink.config` unless `config`), and its Metrics."""
+    metrics = metrics or Metrics()
+    delivery = Delivery(sink, config or sink.config, store, metrics)
+    delivery.start()
+    return delivery, metrics
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:

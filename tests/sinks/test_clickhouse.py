@@ -19,20 +19,15 @@ import pytest
 
 from sidecar import report
 from sidecar.config import SinkConfig
-from sidecar.metrics import Metrics
 from sidecar.record import CleanRecord
 from sidecar.sinks.base import SinkRejected, SinkUnavailable
 from sidecar.sinks.clickhouse import COLUMNS, ClickHouseSink, classify, to_row
-from sidecar.sinks.delivery import Delivery
 from sidecar.sinks.sqlite import SqliteSink
-from tests.e2e.clickhouse import WRITER_PASSWORD, WRITER_USER, ClickHouse
-from tests.sinks import numbered, record, storage, varied
+from tests.e2e.clickhouse import WHOAMI, WRITER_PASSWORD, WRITER_USER, ClickHouse
+from tests.sinks import numbered, record, start, storage, varied
 
 pytestmark = pytest.mark.e2e
 
-WHOAMI = (
-    "SELECT user FROM system.processes WHERE query LIKE '%whoami%'"  # no currentUser() in 18.16
-)
 _names = itertools.count(1)
 
 
@@ -325,8 +320,7 @@ def test_delivery_before_storage_init_keeps_the_records_for_later(
     ch.query(f"CREATE DATABASE {db}")
     sink = make_sink(f"?database={db}", batch_max_rows=10, batch_timeout_secs=0.02)
     store = storage(tmp_path, shutdown_timeout_secs=0.3)
-    delivery = Delivery(sink, sink.config, store, Metrics())
-    delivery.start()
+    delivery, _ = start(sink, store)
     delivery.submit(numbered(3))
     stats = delivery.close()
     assert (
@@ -334,8 +328,7 @@ def test_delivery_before_storage_init_keeps_the_records_for_later(
     )  # got all zero: the 3 records are gone
     make_sink(f"?database={db}").init()
     again = make_sink(f"?database={db}")
-    d2 = Delivery(again, again.config, store, Metrics())
-    d2.start()
+    d2, _ = start(again, store)
     assert d2.close().delivered == 3
 
 

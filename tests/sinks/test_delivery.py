@@ -16,22 +16,13 @@ import apsw
 import orjson
 import pytest
 
-from sidecar.config import SinkConfig, StorageConfig
+from sidecar.config import SinkConfig
 from sidecar.metrics import Metrics
 from sidecar.record import CleanRecord
 from sidecar.sinks.base import SinkRejected
 from sidecar.sinks.delivery import Delivery, DeliveryStats
 from sidecar.sinks.sqlite import SqliteSink
-from tests.sinks import DoubleSink, numbered, numbers, record, storage, wait_until
-
-
-def start(
-    sink, store: StorageConfig, metrics: Metrics | None = None, config: SinkConfig | None = None
-) -> tuple[Delivery, Metrics]:
-    metrics = metrics or Metrics()
-    delivery = Delivery(sink, config or sink.config, store, metrics)
-    delivery.start()
-    return delivery, metrics
+from tests.sinks import DoubleSink, numbered, numbers, record, start, storage, wait_until
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:

@@ -19,13 +19,11 @@ import orjson
 import pytest
 
 from sidecar.config import SinkConfig
-from sidecar.metrics import Metrics
 from sidecar.record import CleanRecord
 from sidecar.sinks.base import SinkRejected, SinkUnavailable
-from sidecar.sinks.delivery import Delivery
 from sidecar.sinks.http import HttpSink
 from tests.e2e.clickhouse import free_ports
-from tests.sinks import numbered, numbers, record, storage
+from tests.sinks import numbered, numbers, record, start, storage
 
 
 @dataclass
@@ -285,8 +283,7 @@ def test_delivery_retries_503_and_dead_letters_422(server: Server, tmp_path: Pat
     config = SinkConfig(
         url=f"http:{server.url}/", batch_max_rows=2, batch_timeout_secs=60.0, concurrency=1
     )
-    delivery = Delivery(HttpSink(config), config, storage(tmp_path), Metrics())
-    delivery.start()
+    delivery, _ = start(HttpSink(config), storage(tmp_path), config=config)
     delivery.submit(numbered(6))
     stats = delivery.close()
     bodies = [numbers(r.records()) for r in server.received]

@@ -209,6 +209,13 @@ def _truncated_gz(tmp_path: Path) -> Path:
     return path
 
 
+def _truncated_bz2(tmp_path: Path) -> Path:
+    data = bz2.compress(LINES)
+    path = tmp_path / "cut.bz2"
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
 @pytest.mark.parametrize("chunk_bytes", [512, 4096])
 def test_truncated_gzip_warns_and_keeps_what_was_read(tmp_path: Path, chunk_bytes: int) -> None:
     path = _truncated_gz(tmp_path)
@@ -226,9 +233,7 @@ def test_truncated_gzip_keeps_lines_with_the_default_chunk(tmp_path: Path) -> No
 
 
 def test_truncated_bzip2_warns(tmp_path: Path) -> None:
-    data = bz2.compress(LINES)
-    path = tmp_path / "cut.bz2"
-    path.write_bytes(data[: len(data) // 2])
+    path = _truncated_bz2(tmp_path)
     c = Chunks([open_input(str(path))], 100, 512)
     out = b"".join(c)
     assert len(c.warnings) == 1 and "ends early or is corrupt" in c.warnings[0]
@@ -236,9 +241,7 @@ def test_truncated_bzip2_warns(tmp_path: Path) -> None:
 
 
 def test_truncated_bzip2_warning_names_the_file(tmp_path: Path) -> None:
-    data = bz2.compress(LINES)
-    path = tmp_path / "cut.bz2"
-    path.write_bytes(data[: len(data) // 2])
+    path = _truncated_bz2(tmp_path)
     c = Chunks(open_inputs([str(path)]), 100, 512)
     list(c)
     assert str(path) in c.warnings[0]
