@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import ipaddress
 import os
 import shutil
 import signal
@@ -46,6 +45,10 @@ import orjson
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 OUT = BENCH / "out"
+sys.path.insert(0, str(ROOT))
+
+from sidecar.privacy.ip import Masker, parse_ip  # noqa: E402
+
 SAMPLE_LINES = 20_000
 COMPARED_FIELDS = (
     "ts",
@@ -132,18 +135,11 @@ def _children_of() -> dict[int, list[int]]:
     return children
 
 
-def _status_kib(pid: int, key: bytes) -> int:
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/status", "rb") as fh:
+def _proc_kib(path: str, key: bytes) -> int:
+    """The KiB figure of the `key` line of a /proc file (status, smaps_rollup); 0 if gone."""
+    with contextlib.suppress(OSError), open(path, "rb") as fh:
         for line in fh:
             if line.startswith(key):
-                return int(line.split()[1])
-    return 0
-
-
-def _pss_kib(pid: int) -> int:
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
-        for line in fh:
-            if line.startswith(b"Pss:"):
                 return int(line.split()[1])
     return 0
 
@@ -167,8 +163,9 @@ class MemorySampler(threading.Thread):
         while not self._stop_event.is_set():
             pss = 0
             for pid in self.tree():
-                pss += _pss_kib(pid)
-                self.peak_hwm_kib = max(self.peak_hwm_kib, _status_kib(pid, b"VmHWM:"))
+                pss += _proc_kib(f"/proc/{pid}/smaps_rollup", b"Pss:")
+                hwm = _proc_kib(f"/proc/{pid}/status", b"VmHWM:")
+                self.peak_hwm_kib = max(self.peak_hwm_kib, hwm)
             self.peak_pss_kib = max(self.peak_pss_kib, pss)
             self.trace.append(pss)
             self._stop_event.wait(self.interval)
@@ -351,17 +348,16 @@ def records_of(program: Program, log: Path, lines: int, workdir: Path) -> list[d
     return records
 
 
+_MASKER = Masker()  # sidecar's own defaults: IPv4 /24, IPv6 /48
+
+
 def strike_ip(line: str) -> str:
-    """The log line with its client address struck (/24, /48), for printing."""
+    """The log line with its client address struck as sidecar strikes it, for printing."""
     token, sep, rest = line.partition(" ")
-    try:
-        addr = ipaddress.ip_address(token)
-    except ValueError:
+    addr = parse_ip(token)
+    if addr is None:
         return "<address> " + rest
-    if addr.version == 6 and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    bits = 24 if addr.version == 4 else 48
-    return str(ipaddress.ip_network(f"{addr}/{bits}", strict=False).network_address) + sep + rest
+    return _MASKER.mask(addr) + sep + rest
 
 
 def compare(
@@ -412,8 +408,8 @@ def agreement(s: Settings, sample: Path) -> None:
 
 
 def ensure_log(s: Settings, lines: int) -> Path:
-    """The generated log of `lines` lines (made once, then reused from bench/out/)."""
-    OUT.mkdir(exist_ok=True)
+    """The generated log of `lines` lines (made once, then reused from bench/out/, which
+    main() creates)."""
     version = hashlib.sha256((BENCH / "generate.py").read_bytes()).hexdigest()[:8]
     stem = f"access-{lines}-seed{s.seed}"
     path = OUT / f"{stem}-{version}.log"
@@ -446,7 +442,7 @@ def ensure_sample(log: Path, lines: int) -> Path:
 
 def fastest(programs: Sequence[Callable[[], Program]], log: Path, s: Settings) -> list[Result]:
     """Each program run `s.repeat` times, interleaved; the fastest run of each is kept."""
-    best: dict[int, Result] = {}
+    runs: dict[int, list[Result]] = {i: [] for i in range(len(programs))}
     for round_ in range(s.repeat):
         for i, make in enumerate(programs):
             program = make()
@@ -455,11 +451,13 @@ def fastest(programs: Sequence[Callable[[], Program]], log: Path, s: Settings) -
             print(f"{result.seconds:.1f} s, {result.lines_per_second:,.0f} lines/s", flush=True)
             if result.lines_out != s.lines:
                 raise SystemExit(f"{program.name} wrote {result.lines_out:,} of {s.lines:,} lines")
-            runs = (best[i].runs if i in best else []) + [result.seconds]
-            if i not in best or result.seconds < best[i].seconds:
-                best[i] = result
-            best[i].runs = runs
-    return [best[i] for i in range(len(programs))]
+            runs[i].append(result)
+    fastest_runs = []
+    for rs in runs.values():
+        best = min(rs, key=lambda r: r.seconds)  # the first of equals, as before
+        best.runs = [r.seconds for r in rs]
+        fastest_runs.append(best)
+    return fastest_runs
 
 
 def mib(kib: int) -> str:
@@ -542,37 +540,43 @@ def deciles(result: Result) -> str:
     return " ".join(mib(max(part)) for part in tenths)
 
 
-def describe_machine(s: Settings) -> None:
-    def first_line(argv: list[str]) -> str:
+def first_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The first line a command printed (stdout, else stderr); "" if it failed."""
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if done.returncode == 0 and lines else ""
+
+
+def describe_machine(s: Settings, syslog_ng_version: str) -> None:
+    def first_line_of(argv: list[str]) -> str:
         try:
             done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False)
         except OSError:
             return ""
-        lines = (done.stdout or done.stderr).strip().splitlines()
-        return lines[0] if done.returncode == 0 and lines else ""
+        return first_line(done)
 
-    commit = first_line(["git", "rev-parse", "--short", "HEAD"])
-    dirty = first_line(["git", "status", "--porcelain", "--", "sidecar"])
-    print(f"sidecar: {first_line([str(s.sidecar), '--version'])} at commit {commit}"
+    commit = first_line_of(["git", "rev-parse", "--short", "HEAD"])
+    dirty = first_line_of(["git", "status", "--porcelain", "--", "sidecar"])
+    print(f"sidecar: {first_line_of([str(s.sidecar), '--version'])} at commit {commit}"
           f"{' (sidecar/ has uncommitted changes)' if dirty else ''}")  # fmt: skip
     if s.syslog_ng is not None:
-        print(f"syslog-ng: {first_line([str(s.syslog_ng), '--version'])}")
+        print(f"syslog-ng: {syslog_ng_version}")
     print(
         f"python: {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
         f"load average {os.getloadavg()[0]:.2f} at start"
     )
 
 
-def find_syslog_ng(path: str) -> tuple[Path | None, str]:
+def find_syslog_ng(path: str) -> tuple[Path | None, str, str]:
+    """(the binary or None, why not, the first line of its --version)."""
     binary = shutil.which(path)
     if binary is None:
-        return None, f"{path} not found"
+        return None, f"{path} not found", ""
     if not SYSLOG_NG_SCL.exists():
-        return None, f"{SYSLOG_NG_SCL} missing (apt-get install syslog-ng-scl)"
-    modules = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
-    if "geoip2" not in modules:
-        return None, "syslog-ng has no geoip2 module (apt-get install syslog-ng-mod-geoip2)"
-    return Path(binary), ""
+        return None, f"{SYSLOG_NG_SCL} missing (apt-get install syslog-ng-scl)", ""
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True)
+    if "geoip2" not in version.stdout:
+        return None, "syslog-ng has no geoip2 module (apt-get install syslog-ng-mod-geoip2)", ""
+    return Path(binary), "", first_line(version)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -592,7 +596,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    syslog_ng, why_not = find_syslog_ng(args.syslog_ng)
+    syslog_ng, why_not, syslog_ng_version = find_syslog_ng(args.syslog_ng)
     if not args.geoip.exists():
         raise SystemExit(f"{args.geoip} not found: build it with `sidecar geoip build`")
     OUT.mkdir(exist_ok=True)
@@ -608,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             syslog_ng=syslog_ng,
             workdir=Path(scratch),
         )
-        describe_machine(s)
+        describe_machine(s, syslog_ng_version)
         if syslog_ng is None:
             print(f"syslog-ng: skipped ({why_not})")
         log = ensure_log(s, s.lines)

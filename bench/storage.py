@@ -56,13 +56,18 @@ def clean_records(rows: int) -> Path:
     if path.exists():
         return path
     print(f"making {rows:,} clean records with sidecar pipe ...", flush=True)
+    tmp = path.with_suffix(".tmp")
     gen = subprocess.Popen([sys.executable, str(BENCH / "generate.py"), "--lines", str(rows)],
                            stdout=subprocess.PIPE)  # fmt: skip
-    with open(path.with_suffix(".tmp"), "wb") as out:
-        subprocess.run([sys.executable, "-m", "sidecar", "pipe", "--workers", "2"],
-                       stdin=gen.stdout, stdout=out, check=True, cwd=ROOT)  # fmt: skip
-    gen.wait()
-    path.with_suffix(".tmp").rename(path)
+    with open(tmp, "wb") as out:
+        pipe = subprocess.Popen([sys.executable, "-m", "sidecar", "pipe", "--workers", "2"],
+                                stdin=gen.stdout, stdout=out, cwd=ROOT)  # fmt: skip
+    gen.stdout.close()  # the pipe holds it now: generate.py gets SIGPIPE if the pipe dies
+    if pipe.wait():
+        raise SystemExit(f"sidecar pipe failed (exit {pipe.returncode})")
+    if gen.wait():
+        raise SystemExit("bench/generate.py failed")
+    tmp.rename(path)
     return path
 
 
@@ -70,12 +75,12 @@ def load(path: Path) -> list[CleanRecord]:
     return [CleanRecord(orjson.loads(line)) for line in path.read_bytes().splitlines()]
 
 
-def spread(records: list[CleanRecord], total: int, days: int = 30) -> Iterator[list[CleanRecord]]:
-    """`total` records in batches of 10,000: copies of `records` shifted over `days` days."""
+def spread(records: list[CleanRecord], total: int) -> Iterator[list[CleanRecord]]:
+    """`total` records in batches of 10,000: copies of `records`, a day each, over 30 days."""
     n = 0
     copy = 0
     while n < total:
-        day = f"2026-10-{(copy % days) + 1:02d}" if days <= 31 else "2026-10-01"
+        day = f"2026-10-{(copy % 30) + 1:02d}"
         for i in range(0, len(records), 10000):
             batch = []
             for r in records[i : i + 10000]:
@@ -129,8 +134,7 @@ def feed(url: str, path: Path, with_summaries: bool, scratch: Path) -> None:
     sink = open_sink(sink_config(url))
     summaries = None
     if with_summaries:  # computed by the pipeline's workers in `sidecar pipe`: ahead of time here
-        summaries = [SqliteSink.summarize([orjson.loads(x) for x in c.data.splitlines()])
-                     for c in file_chunks(path)]  # fmt: skip
+        summaries = [SqliteSink.summarize(c.records()) for c in file_chunks(path)]
     seconds = deliver(sink, file_chunks(path, summaries), scratch)
     print(orjson.dumps({"seconds": seconds, "maxrss_mib": rss_mib()}).decode())
 
@@ -144,9 +148,7 @@ def fed(url: str, path: Path, scratch: Path, with_summaries: bool = False) -> di
 
 def bench_clickhouse(rows: int, path: Path, scratch: Path) -> None:
     print("\n== ClickHouse 18.16 (loopback): load the same clean records")
-    ch = ClickHouse(scratch / "clickhouse")
-    ch.start()
-    try:
+    with ClickHouse(scratch / "clickhouse") as ch:
         url = f"clickhouse:{ch.http_url}/?database=bench&table=requests"
         ClickHouseSink(sink_config(url)).init()
         table_jsonl = scratch / "rows.jsonl"  # what the table takes: the same bytes the sink sends
@@ -179,8 +181,6 @@ def bench_clickhouse(rows: int, path: Path, scratch: Path) -> None:
               f"{'ok' if ratio >= 0.8 else 'MISSED'}")  # fmt: skip
         print(f"  peak RSS of the sink's process: {max(rss):.0f} MiB (batches of up to 100k rows"
               " / 16 MiB, 3 in flight)")  # fmt: skip
-    finally:
-        ch.stop()
 
 
 def sqlite_cli_import(path: Path, scratch: Path) -> float | None:
@@ -192,8 +192,8 @@ def sqlite_cli_import(path: Path, scratch: Path) -> float | None:
     with open(csv_path, "w", newline="") as fh:
         out = csv.writer(fh)
         for chunk in file_chunks(path):
-            for line in chunk.data.splitlines():
-                out.writerow(["" if v is None else v for v in orjson.loads(line).values()])
+            for record in chunk.records():
+                out.writerow(["" if v is None else v for v in record.values()])
     db = scratch / "cli.db"
     columns = ", ".join(f"{name} {'INTEGER' if kind == 'int' else 'TEXT'}"
                         for name, (kind, _) in SCHEMA.items())  # fmt: skip
