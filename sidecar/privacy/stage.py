@@ -51,7 +51,7 @@ class PrivacyStage:
             config.referrer.first_party_hosts,
             config.referrer.third_party,
             cache_entries=8192,
-            strike=self.literal_masker.strike,  # `reduce` caches whole referrers itself
+            strike=self.literal_masker.mask,  # cached: hosts recur across distinct referrers
         )
         self.query = Query(config.query.allow, strike=self.literal_masker.mask)
         self.useragent = UserAgent(config.useragent.mode, config.useragent.cache_entries)
