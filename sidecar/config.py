@@ -106,6 +106,11 @@ class ReferrerConfig:
 
 
 @dataclass(frozen=True)
+class PathConfig:
+    keep_params: bool = _opt(False)
+
+
+@dataclass(frozen=True)
 class QueryConfig:
     allow: tuple[str, ...] = _opt([], _param_names)
 
@@ -188,6 +193,7 @@ class Config:
     ip: IpConfig = field(default_factory=IpConfig)
     geoip: GeoipConfig = field(default_factory=GeoipConfig)
     referrer: ReferrerConfig = field(default_factory=ReferrerConfig)
+    path: PathConfig = field(default_factory=PathConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
     useragent: UseragentConfig = field(default_factory=UseragentConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
