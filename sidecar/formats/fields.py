@@ -160,15 +160,24 @@ def _float(value: str | None) -> float | None:
 
 
 def _host(value: str | None) -> str | None:
+    """A Host value without its port, lower-cased: `[2001:db8::1]:8080` -> `[2001:db8::1]`.
+
+    Two colons or more without brackets make an IPv6 literal (`2001:db8::1`), kept whole: cut
+    at its first colon it would pass for a host name (`2001`), and the privacy stage strikes
+    addresses it can see whole only."""
     value = _none_if_dash(value)
     if value is None:
         return None
     if value.startswith("["):
         return value[: value.find("]") + 1].lower() if "]" in value else None
+    if value.count(":") >= 2:
+        return value.lower()
     return value.partition(":")[0].rstrip(".").lower() or None
 
 
-_TS_ERRORS = (ValueError, KeyError, IndexError, OverflowError)
+# what a timestamp reader may raise on a bad text: ValueError by contract (formats.timestamps);
+# the others too, so that a reader given from outside cannot cost the run (OSError: errno 75)
+_TS_ERRORS = (ValueError, LookupError, ArithmeticError, OSError)
 
 
 def _read_time(g: Sequence[str | None], times: tuple) -> str:

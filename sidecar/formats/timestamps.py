@@ -1,9 +1,11 @@
 """Log timestamps -> RFC 3339 UTC with milliseconds (`2026-11-24T09:00:00.000Z`), and back.
 
 Readers for nginx's `$time_local` (`24/Nov/2026:10:00:00 +0100`), `$time_iso8601`, `$msec`
-(`1732442400.123`) and ISO 8601 in general. Each raises ValueError on text it cannot read; the
-parser turns that into the `bad_timestamp` reason. Results are cached per distinct text
-(access logs repeat the same second many times).
+(`1732442400.123`) and ISO 8601 in general. Each raises ValueError, and only ValueError, on
+any text it cannot read (out of range too: years outside 1..9999 in UTC, `$msec` past 9999);
+the parser turns that into the `bad_timestamp` reason, and anything else would cost the run.
+Work stays linear in the text (digits are counted before int() sees them). Results are cached
+per distinct text (access logs repeat the same second many times).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ _MONTH_ABBR = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "O
 _MONTHS = {m: i for i, m in enumerate(_MONTH_ABBR, 1)}
 _MONTH_NAMES = {i: m for m, i in _MONTHS.items()}
 _CACHE_ENTRIES = 4096
+_MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59Z, the last second an RFC 3339 year holds
 
 
 def rfc3339(dt: datetime) -> str:
@@ -64,13 +67,21 @@ def _iso8601(text: str) -> str:
     dt = datetime.fromisoformat(text.strip())
     if dt.tzinfo is None:
         raise ValueError("no UTC offset")
-    return rfc3339(dt.astimezone(UTC))
+    try:
+        return rfc3339(dt.astimezone(UTC))
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+        raise ValueError("year out of range") from None
 
 
 def _msec(text: str) -> str:
     seconds, _, frac = text.strip().partition(".")
-    if not (seconds.isascii() and seconds.isdigit()) or (frac and not frac.isdigit()):
+    if not (seconds.isascii() and seconds.isdigit()):
         raise ValueError("not a $msec")
+    if frac and not (frac.isascii() and frac.isdigit()):
+        raise ValueError("not a $msec")
+    # 12 digits reach past year 9999: more are never read (fromtimestamp would overflow)
+    if len(seconds.lstrip("0")) > 12 or int(seconds) > _MAX_SECONDS:
+        raise ValueError("after year 9999")
     ms = int((frac + "000")[:3]) if frac else 0
     dt = datetime.fromtimestamp(int(seconds), UTC) + timedelta(milliseconds=ms)
     return rfc3339(dt)
@@ -84,7 +95,10 @@ def _cached(read: Callable[[str], str]) -> Callable[[str], str]:
             return cache[text]
         except KeyError:
             pass
-        value = read(text)  # ValueError propagates: never cached
+        try:
+            value = read(text)  # ValueError propagates: never cached
+        except (ArithmeticError, OSError, LookupError):  # a platform's own range limits
+            raise ValueError("not a time") from None
         if len(cache) >= _CACHE_ENTRIES:
             cache.clear()
         cache[text] = value

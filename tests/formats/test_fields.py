@@ -105,6 +105,12 @@ def test_split_target_absolute_without_path(target: str, parts: tuple) -> None:
     [  # the port was kept ('host.example:8080'), while $host values have it stripped
         ("http://host.example:8080/p", "host.example"),
         ("http://[2001:db8::1]:8080/p", "[2001:db8::1]"),
+        ("http://[2001:DB8::1]", "[2001:db8::1]"),  # no path
+        ("http://u:pw@[2001:db8::1]:80?x=1", "[2001:db8::1]"),
+        ("https://[::ffff:192.0.2.1]:443#f", "[::ffff:192.0.2.1]"),
+        # unbracketed: an IPv6 literal kept whole (was "2001", the address past the strike)
+        ("http://2001:db8::1/p", "2001:db8::1"),
+        ("http://[2001:db8::1/p", None),  # unbalanced bracket: no host
     ],
 )
 def test_split_target_absolute_drops_port(target: str, host: str) -> None:
@@ -258,6 +264,12 @@ def test_builder_request_time(value: str, got: float | str | None) -> None:
         ("video.example.com:443", "video.example.com"),  # no port
         ("[2001:db8::5]:443", "[2001:db8::5]"),
         ("[2001:db8::5", None),  # unbalanced bracket
+        # two colons or more, no brackets: an IPv6 literal, kept whole for the strike
+        # (it was cut at its first colon to "2001", a host name the privacy stage let pass)
+        ("2001:DB8::5", "2001:db8::5"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2:3:4:5:6"),
+        ("::1", "::1"),
+        ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),
         ("-", None),
         (":80", None),
     ],
@@ -347,6 +359,21 @@ def test_make_builder_needs_remote_time_status(names: tuple[str, ...]) -> None:
     readers = {n: make_reader("auto") for n in TIME_VARS if n in index}
     with pytest.raises(ValueError):
         make_builder(index, readers)
+
+
+@pytest.mark.parametrize("error", [OverflowError, OSError(75, "too large"), KeyError, IndexError])
+@pytest.mark.parametrize("n_times", [1, 2])
+def test_a_reader_raising_anything_of_range_is_bad_timestamp(error, n_times: int) -> None:
+    """`datetime.fromtimestamp` raises OSError (errno 75) past 1e17 s: a bad time, no crash."""
+
+    def read(text: str) -> str:
+        raise error
+
+    names = ("remote_addr", "status", "msec", "time_iso8601")[: 2 + n_times]
+    build = make_builder({n: i for i, n in enumerate(names)}, dict.fromkeys(TIME_VARS, read))
+    with pytest.raises(Rejected) as exc:
+        build(["192.0.2.1", "200", "1e17", "1e17"][: len(names)])
+    assert exc.value.reason == "bad_timestamp"
 
 
 def test_make_builder_direct() -> None:

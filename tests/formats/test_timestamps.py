@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import pytest
@@ -96,8 +97,7 @@ def test_time_local_rejects_impossible_offsets_and_lenient_numbers(text: str, wh
     ],
 )
 def test_time_local_out_of_range_raises(text: str) -> None:
-    # OverflowError, not ValueError: the parsers (fields._TS_ERRORS) catch both as bad_timestamp
-    with pytest.raises((ValueError, OverflowError)):
+    with pytest.raises(ValueError):
         make_reader("time_local")(text)
 
 
@@ -260,3 +260,76 @@ def test_writers_round_trip(dt: datetime) -> None:
     assert make_reader("auto")(to_iso8601(ts)) == whole
     assert make_reader("auto")(to_msec(ts)) == ts
     assert rfc3339(parse_rfc3339(ts).replace(tzinfo=None)) == ts
+
+
+# --- any text: an RFC 3339 string or ValueError, nothing else (issue 7, item 12) ------------------
+
+KINDS = ("time_local", "time_iso8601", "msec", "auto")
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "100000000000000000",  # 1e17 s: datetime.fromtimestamp raised OverflowError / OSError
+        "253402300800",  # the first second of year 10000
+        "9" * 400 + ".5",
+        "1" * 5000,  # past int()'s digit limit
+        "1795510800." + "1" * 10_000,  # read cheaply, truncated to ms
+        "9999-12-31T23:59:59-23:59",  # past year 9999 in UTC: astimezone raised OverflowError
+        "0001-01-01T00:00:00+23:59",  # before year 1 in UTC
+        "01/Jan/0000:00:00:00 +0000",  # year 0
+        "01/Jan/0001:00:30:00 +0100",
+        "31/Dec/9999:23:30:00 -0100",
+        "01/Jan/99999:00:00:00 +0000",
+        "2026-11-24T10:00:00." + "1" * 10_000 + "+00:00",
+        "+12026-11-24T10:00:00Z",
+    ],
+)
+def test_out_of_range_raises_value_error_only(kind: str, text: str) -> None:
+    read = make_reader(kind)
+    try:
+        out = read(text)
+    except ValueError:
+        return
+    assert _RFC3339.fullmatch(out)
+
+
+_VALID = (
+    "24/Nov/2026:10:00:00 +0100",
+    "2026-11-24T10:00:00.123+01:00",
+    "1795510800.123",
+    "31/Dec/9999:23:59:59 +0000",
+    "9999-12-31T23:59:59Z",
+)
+
+
+@st.composite
+def _near_valid(draw: st.DrawFn) -> str:
+    """A valid time text with a few characters replaced, inserted, dropped or repeated."""
+    text = draw(st.sampled_from(_VALID))
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(text)))
+        c = draw(st.sampled_from("0123456789+-:./TZ Ee\u0661\uff11\x00"))
+        op = draw(st.sampled_from(("replace", "insert", "drop", "repeat")))
+        if op == "replace":
+            text = text[:i] + c + text[i + 1 :]
+        elif op == "insert":
+            text = text[:i] + c + text[i:]
+        elif op == "drop":
+            text = text[:i] + text[i + 1 :]
+        else:
+            text = text[:i] + "9" * draw(st.integers(1, 40)) + text[i:]
+    return text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@given(text=st.one_of(st.text(), _near_valid(), st.from_regex(r"\A[0-9]{1,40}(\.[0-9]*)?\Z")))
+def test_any_text_reads_to_rfc3339_or_raises_value_error(kind: str, text: str) -> None:
+    """The parsers turn ValueError into bad_timestamp; anything else would crash the run."""
+    try:
+        out = make_reader(kind)(text)
+    except ValueError:
+        return
+    assert _RFC3339.fullmatch(out), out
