@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -31,17 +32,29 @@ def _opt(default: Any, check: Check | None = None) -> Any:
 
 
 def _int_range(lo: int, hi: int) -> Check:
-    return lambda v: None if lo <= v <= hi else f"must be an integer from {lo} to {hi}, got {v}"
+    return lambda v: (
+        None if lo <= v <= hi else f"must be an integer from {lo} to {hi}, got {_shown(v)}"
+    )
 
 
 def _one_of(*choices: str) -> Check:
     return lambda v: (
-        None if v in choices else f"must be one of {', '.join(map(repr, choices))}, got {v!r}"
+        None if v in choices else f"must be one of {', '.join(map(repr, choices))}, got {_shown(v)}"
     )
 
 
-def _positive(v: int | float) -> str | None:
-    return None if v > 0 else f"must be greater than 0, got {v}"
+MAX_SECS = 86400.0  # one day: longer waits are mistakes, and threading waits overflow past ~1e9
+
+
+def _secs(allow_zero: bool = False) -> Check:
+    """A duration in seconds: greater than 0 (or 0 when `allow_zero`), at most a day."""
+    low = "from 0" if allow_zero else "greater than 0 and"
+
+    def check(v: float) -> str | None:
+        ok = (v >= 0 if allow_zero else v > 0) and v <= MAX_SECS
+        return None if ok else f"must be a number of seconds {low} up to {MAX_SECS:g}, got {v}"
+
+    return check
 
 
 def _proxies(values: tuple[str, ...]) -> str | None:
@@ -125,13 +138,24 @@ SINK_SCHEMES = ("stdout", "sqlite", "clickhouse", "jsonl", "http")
 DEFAULT_SINK = "sqlite:data/analytics.db"
 
 
-_SECRET_PARAM = re.compile(r"(?i)([?&](?:password|passwd|key|token|secret)=)[^&#]*")
+_SECRET_PARAM = re.compile(r"(?i)([?&;][^=&#;]*(?:pass|key|token|secret|auth|sig)[^=&#;]*=)[^&#;]*")
 
 
 def redact_url(url: str) -> str:
     """A URL fit for messages, file names and metric labels: userinfo and secret query
-    parameters (`password=`, `key=`, `token=`, `secret=`) replaced by `***`."""
-    return _SECRET_PARAM.sub(r"\1***", re.sub(r"(//)[^/]*@", r"\1***@", url))
+    parameters (`password=`, `api_key=`, `token=`, `secret=`, `auth=`, ...) replaced by `***`.
+
+    The userinfo is all before the last `@` ahead of the query, so a password holding `@` or
+    `/` is hidden whole; without `//` (a mistyped `clickhouse:user:pw@host`), all after the
+    first `:` is."""
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+    head, tail = url[:cut], url[cut:]
+    at = head.rfind("@")
+    if at >= 0:
+        slashes = head.find("//")
+        start = slashes + 2 if 0 <= slashes < at else head.find(":") + 1
+        head = head[:start] + "***" + head[at:]
+    return head + _SECRET_PARAM.sub(r"\1***", tail)
 
 
 def _sink_url(url: str) -> str | None:
@@ -146,10 +170,6 @@ def _sink_url(url: str) -> str | None:
     return None
 
 
-def _positive_or_zero(v: float) -> str | None:
-    return None if v >= 0 else f"must not be negative, got {v}"
-
-
 @dataclass(frozen=True)
 class StorageConfig:
     """Where clean records go, and how they are kept safe on the way."""
@@ -160,9 +180,9 @@ class StorageConfig:
     spool_full: str = _opt("drop_oldest", _one_of("drop_oldest", "drop_newest"))
     dead_letter_dir: str = _opt("data/dead-letter")
     retention_months: int = _opt(25, _int_range(1, 1200))
-    retry_initial_secs: float = _opt(0.5, _positive)
-    retry_max_secs: float = _opt(30.0, _positive)
-    shutdown_timeout_secs: float = _opt(10.0, _positive_or_zero)
+    retry_initial_secs: float = _opt(0.5, _secs())
+    retry_max_secs: float = _opt(30.0, _secs())
+    shutdown_timeout_secs: float = _opt(10.0, _secs(allow_zero=True))
 
 
 @dataclass(frozen=True)
@@ -172,8 +192,8 @@ class SinkConfig:
     url: str = _opt("", _sink_url)
     batch_max_rows: int = _opt(100_000, _int_range(1, 1_000_000))
     batch_max_bytes: int = _opt(16 << 20, _int_range(1024, 1 << 30))
-    batch_timeout_secs: float = _opt(1.0, _positive)
-    timeout_secs: float = _opt(30.0, _positive)
+    batch_timeout_secs: float = _opt(1.0, _secs())
+    timeout_secs: float = _opt(30.0, _secs())
     compression: str = _opt("auto", _one_of("auto", "gzip", "none"))
     concurrency: int = _opt(3, _int_range(1, 16))
     user: str = _opt("")
@@ -216,21 +236,57 @@ def sink_config(url: str, config: Config | None = None) -> SinkConfig:
     return _build_section("--sink", SinkConfig, {"url": url}, "the command line")
 
 
+_WANTED: dict[Any, str] = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a finite number",
+    str: "a string",
+    tuple[str, ...]: "a list of strings",
+}
+_SECRET_KEY = re.compile(r"(?i)password|secret|token|key")
+_SHOWN_CHARS = 60
+
+
+def is_secret_key(key: str) -> bool:
+    """A key that holds a secret (or names one): its value never appears in a message."""
+    return _SECRET_KEY.search(key) is not None
+
+
+def _shown(value: Any) -> str:
+    """A value as messages quote it: repr, cut short (a config value may be long)."""
+    text = repr(value) if not isinstance(value, int | float) else _number(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _number(value: int | float) -> str:
+    try:
+        return repr(value)
+    except ValueError:  # an integer past Python's digit limit for str()
+        return "a very long integer"
+
+
 def _type_error(value: Any, want: Any) -> str | None:
+    """What is wrong with a value's type (None: nothing); a float must be finite (no inf, nan)."""
+    if want not in _WANTED:
+        raise AssertionError(f"no type check for {want}")  # a programming error, not user input
     if want is bool:
-        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
-    if want is int:
+        ok = isinstance(value, bool)
+    elif want is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
-        return None if ok else f"must be an integer, got {value!r}"
-    if want is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return None if ok else f"must be a number, got {value!r}"
-    if want is str:
-        return None if isinstance(value, str) else f"must be a string, got {value!r}"
-    if want == tuple[str, ...]:
+    elif want is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and _finite(value)
+    elif want is str:
+        ok = isinstance(value, str)
+    else:
         ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
-        return None if ok else f"must be a list of strings, got {value!r}"
-    raise AssertionError(f"no type check for {want}")  # a programming error, not user input
+    return None if ok else f"must be {_WANTED[want]}, got {_shown(value)}"
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _unknown(key: str, known: list[str], where: str) -> ConfigError:
@@ -258,6 +314,9 @@ def _build_section(name: str, cls: type, data: Mapping[str, Any], where: str) ->
         if error is None and check is not None:
             error = check(value)
         if error is not None:
+            if is_secret_key(key):  # the checks quote values: say what is wanted, not what came
+                wanted = _WANTED[want] if _type_error(value, want) else "a valid value"
+                error = f"must be {wanted} (the value is not shown: it is a secret)"
             raise ConfigError(f"{name}.{key}: {error} (in {where})")
         values[key] = value
     return cls(**values)
@@ -300,8 +359,10 @@ def load(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(f"config file {str(p)!r} not found") from None
     except OSError as exc:
         raise ConfigError(f"config file {str(p)!r} cannot be read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except tomllib.TOMLDecodeError as exc:  # its messages give a place, never the text
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+    except ValueError:  # an integer past Python's digit limit (4300)
+        raise ConfigError(f"config file {str(p)!r} holds an integer too long to read") from None
     return from_mapping(data, where=str(p))
 
 
