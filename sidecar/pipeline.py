@@ -25,11 +25,27 @@ from sidecar.formats.nginx_json import JsonFormat
 from sidecar.formats.rewrite import Rewriter
 from sidecar.privacy.stage import PrivacyStage
 from sidecar.record import CleanRecord, RawRequest
-from sidecar.reject import BINARY, EMPTY, FORMAT_MISMATCH, INVALID_UTF8, TOO_LONG, Rejected
+from sidecar.reject import (
+    BINARY,
+    EMPTY,
+    FORMAT_MISMATCH,
+    INTERNAL_ERROR,
+    INVALID_UTF8,
+    TOO_LONG,
+    Rejected,
+)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _REJECT_ESCAPES = {i: f"\\x{i:02X}" for i in (*range(0x20), 0x7F) if i != 0x09}
+# what can stand between the characters of an address and vanish when the line is read: C0
+# controls but tab, DEL, C1, soft hyphen, zero-width and direction marks, BOM, and U+FFFD (an
+# undecodable byte). UTF-16 text read as UTF-8 is `2\x000\x003\x00.\x00...`.
+_HIDING = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\xad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\ufffd]"
+)
+#: stored instead of a rejected line that could not be struck (a bug in the strike)
+UNSTRUCK = "(rejected line withheld: it could not be struck)"
 
 
 @dataclass(slots=True)
@@ -87,9 +103,27 @@ class LinePipeline:
         return text.split("\n")[:-1]
 
     def strike(self, line: str) -> str:
-        """A rejected line fit to write down: IP literals struck, control bytes escaped."""
-        masked = self.stage.literal_masker.strike(line[: self.max_line_bytes])
-        return masked.translate(_REJECT_ESCAPES)
+        """A rejected line fit to write down: IP literals struck, control bytes escaped.
+
+        An address can hide behind characters that vanish when the line is read, or that a
+        reader drops (`tr -d '\\0'`): UTF-16 read as UTF-8 puts a NUL after every character,
+        and an undecodable byte becomes U+FFFD. So the struck line is checked once more without
+        them (`_HIDING`): if that reveals an address still whole, the line is written without
+        them, struck again; otherwise as it is, its control bytes escaped (`\\x00`). Either
+        way, what is written holds no whole address, read with those characters or without.
+        Never raises: a line the strike fails on is stored as `UNSTRUCK`.
+        """
+        try:
+            strike = self.stage.literal_masker.strike
+            masked = strike(line[: self.max_line_bytes])
+            if _HIDING.search(masked) is not None:
+                visible = _HIDING.sub("", masked)
+                again = strike(visible)
+                if again != visible:
+                    masked = again
+            return masked.translate(_REJECT_ESCAPES)
+        except Exception:
+            return UNSTRUCK
 
     def check(self, line: str) -> None:
         """The slow checks, run only on chunks that need them (control bytes, long lines)."""
@@ -122,11 +156,17 @@ class LinePipeline:
                     out += encode(scrub(parse(line)))
                 else:
                     record = scrub(parse(line))
+                    data = encode(record)  # first: a record that fails to encode is not kept
                     keep(record)
-                    out += encode(record)
+                    out += data
             except Rejected as rej:
                 n_rejected += 1
                 rejected[EMPTY if not line or line.isspace() else rej.reason] += 1
+                if self.keep_rejects and line:
+                    rejects.append(self.strike(line))
+            except Exception:  # no rule meant it: this line only, its text never in a message
+                n_rejected += 1
+                rejected[INTERNAL_ERROR] += 1
                 if self.keep_rejects and line:
                     rejects.append(self.strike(line))
         n_in = len(lines) + rejected[INVALID_UTF8]

@@ -8,6 +8,9 @@ FORMAT_MISMATCH = "format_mismatch"
 BAD_TIMESTAMP = "bad_timestamp"
 BAD_IP = "bad_ip"
 BAD_FIELD = "bad_field"
+#: an exception no rule meant to raise (a bug, or input no rule foresaw): the line is skipped
+#: and counted like any bad line, so that it costs no other line and prints nothing
+INTERNAL_ERROR = "internal_error"
 
 REASONS: tuple[str, ...] = (
     EMPTY,
@@ -18,6 +21,7 @@ REASONS: tuple[str, ...] = (
     BAD_TIMESTAMP,
     BAD_IP,
     BAD_FIELD,
+    INTERNAL_ERROR,
 )
 
 

@@ -4,6 +4,7 @@ in workers; golden files for every format; every Matomo sample log through `side
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import io
 import ipaddress
@@ -17,12 +18,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from sidecar.formats.registry import resolve
-from sidecar.pipeline import ChunkResult, LinePipeline, fit_format, run
+from sidecar.pipeline import UNSTRUCK, ChunkResult, LinePipeline, fit_format, run
 from sidecar.privacy.ip import Masker
 from sidecar.privacy.stage import PrivacyStage, open_country_lookup
-from sidecar.record import FIELDS
+from sidecar.record import FIELDS, CleanRecord, RawRequest
 from sidecar.reject import REASONS
 from sidecar.sources.files import Chunks, open_input
 from tests.conftest import COUNTRY_TEST_DB, MATOMO_LOGS, make_config, run_sidecar
@@ -214,6 +217,224 @@ def test_absolute_form_query_never_reaches_the_output(output: str) -> None:
     result = result.process(line)
     assert result.records_out == 1
     assert b"secret" not in result.output
+
+
+# --- one line's failure costs that line only (issue 7, item 11) ------------------------------------
+
+
+class _Fails(PrivacyStage):
+    """A stage whose scrub fails, unforeseen, on a line whose path starts with /boom-KIND."""
+
+    def scrub(self, raw: RawRequest) -> CleanRecord:
+        path = raw.path or ""
+        if path.startswith("/boom-value"):
+            raise ValueError(f"{raw.remote_addr} does not appear to be an address: {path}")
+        if path.startswith("/boom-recursion"):
+            raise RecursionError("maximum recursion depth exceeded")
+        if path.startswith("/boom-key"):
+            raise KeyError(raw.remote_addr)
+        record = super().scrub(raw)
+        if path.startswith("/boom-surrogate"):  # orjson: str is not valid UTF-8: surrogates
+            record["path"] = "/\ud800"
+        if path.startswith("/boom-type"):
+            return object()  # type: ignore[return-value]  # orjson: not JSON serializable
+        return record
+
+
+BOOMS = ["value", "recursion", "key", "surrogate", "type"]
+
+
+def _failing_pipeline(output: str = "jsonl", summarize=None) -> LinePipeline:
+    config = make_config()
+    stage = _Fails(config, open_country_lookup(config, Masker()))
+    return LinePipeline(resolve("combined"), stage, output, 65536, True, summarize)
+
+
+@pytest.mark.parametrize("output", ["jsonl", "rewrite"])
+def test_an_unexpected_error_costs_its_own_line_only(output: str) -> None:
+    lines = []
+    for i, kind in enumerate(BOOMS * 3):
+        lines += [good(path=f"/ok-{i}"), good("198.51.100.23", f"/boom-{kind}/198.51.100.23")]
+    chunk = "\n".join(lines).encode() + b"\n"
+    result = _failing_pipeline(output).process(chunk)
+    _check_counts(result)
+    assert result.rejected == {"internal_error": len(BOOMS) * 3}
+    assert result.records_out == len(BOOMS) * 3
+    assert b"/ok-14" in result.output and b"boom" not in result.output
+    assert len(result.rejects) == len(BOOMS) * 3
+    assert not any("198.51.100.23" in r for r in result.rejects)
+    assert all("198.51.100.0" in r for r in result.rejects)
+
+
+def test_an_unexpected_error_is_not_summarized() -> None:
+    """A record that fails to encode is not in the chunk's rollup either."""
+    lines = [good(path="/ok"), good(path="/boom-surrogate"), good(path="/boom-type"), good()]
+    pipeline = _failing_pipeline(summarize=lambda records: [(len(records),)])
+    result = pipeline.process("\n".join(lines).encode() + b"\n")
+    assert result.rejected == {"internal_error": 2}
+    assert result.summary == [(2,)] and result.records_out == 2
+
+
+def test_an_unexpected_error_through_workers() -> None:
+    data = "\n".join(
+        good(path=f"/boom-{BOOMS[i % 5]}") if i % 7 == 3 else good(path=f"/ok-{i:04d}")
+        for i in range(300)
+    ).encode()
+    one = _run(_failing_pipeline(), data + b"\n", workers=1)
+    two = _run(_failing_pipeline(), data + b"\n", workers=2)
+    assert one == two
+    assert one[1]["internal_error"] == sum(1 for i in range(300) if i % 7 == 3)
+
+
+class _FailsToStrike(PrivacyStage):
+    """A stage whose uncached strike fails: the rejected line is withheld, never written raw."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+
+        def strike(text: str) -> str:
+            raise ValueError(text)
+
+        self.literal_masker.strike = strike  # type: ignore[method-assign]
+
+
+def test_a_failing_strike_withholds_the_rejected_line() -> None:
+    stage = _FailsToStrike(make_config(), None)
+    pipeline = LinePipeline(resolve("combined"), stage, keep_rejects=True)
+    chunk = b"198.51.100.23 junk\n\xff198.51.100.23\n" + good().encode() + b"\n"
+    result = pipeline.process(chunk)
+    assert result.rejected == {"format_mismatch": 1, "invalid_utf8": 1}
+    assert result.rejects == [UNSTRUCK, UNSTRUCK]
+
+
+REFERRERS_THAT_CRASHED = [
+    "[203.0.113.160x]",
+    "[::1",
+    "a]b",
+    "http://[203.0.113.160x]/p",
+    "https://[2001:db8::1/x",
+    "http://a]b/",
+    "//[::1",
+]
+
+
+@pytest.mark.parametrize("referrer", REFERRERS_THAT_CRASHED)
+def test_a_referrer_no_rule_foresaw_costs_no_other_line(referrer: str) -> None:
+    """`urlsplit` raised ValueError on these (naming the input) outside any guard: the chunk's
+    later lines were lost and the traceback printed the address."""
+    bad = good("198.51.100.23", "/marker").replace('"-"', f'"{referrer}"', 1)
+    chunk = f"{good()}\n{bad}\n{good('89.160.20.112')}\n".encode()
+    result = _pipeline(max_line_bytes=65536, keep_rejects=True).process(chunk)
+    _check_counts(result)
+    assert result.lines_in == 3 and result.records_out >= 2
+    assert set(result.rejected) <= {"internal_error"}
+    clients = [orjson.loads(x)["client_ip"] for x in result.output.splitlines()]
+    assert clients[0] == "81.2.69.0" and clients[-1] == "89.160.20.0"
+    written = result.output.decode() + "\n".join(result.rejects)
+    assert "198.51.100.23" not in written  # (what the referrer rule keeps is its own test's)
+
+
+# --- rejected UTF-16 lines: no address between NULs (issue 7, item 10) ------------------------------
+
+UTF16_LINES = [
+    good("203.0.113.7", "/v/2001:db8:1:2::3/seg.ts?from=192.0.2.99"),
+    good("2001:db8:aa:bb::77", "/watch/198.51.100.23"),
+]
+UTF16_HIDDEN = [
+    "203.0.113.7",
+    "2001:db8:1:2::3",
+    "192.0.2.99",
+    "2001:db8:aa:bb::77",
+    "198.51.100.23",
+]
+
+
+def _utf16(encoding: str, bom: bool) -> bytes:
+    text = "".join(line + "\n" for line in UTF16_LINES)
+    data = text.encode(encoding)
+    if bom:
+        data = ("\ufeff").encode(encoding) + data
+    return data
+
+
+def _visible(stored: str) -> str:
+    """A stored reject as a careless reader sees it: escapes and hiding characters dropped."""
+    return re.sub(
+        r"\\x[0-9A-F]{2}|[\x00-\x1f\x7f-\x9f\xad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\ufffd]",
+        "",
+        stored,
+    )
+
+
+@pytest.mark.parametrize("bom", [False, True], ids=["no-bom", "bom"])
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_rejects_hold_no_address(encoding: str, bom: bool) -> None:
+    result = _pipeline(max_line_bytes=65536, keep_rejects=True).process(_utf16(encoding, bom))
+    _check_counts(result)
+    assert result.records_out == 0 and result.output == b""
+    assert set(result.rejected) <= {"binary", "invalid_utf8", "empty"}
+    stored = "\n".join(result.rejects)
+    for text in (stored, stored.replace("\0", ""), _visible(stored)):
+        assert _leaked(set(UTF16_HIDDEN), text) == [], text
+    assert "203.0.113.0" in _visible(stored)  # struck, not dropped
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "x 1.2.3\x00.4 y",
+        "x 1.2.3\ufffd.4 y",
+        "x 2001:db8:\u200b1:2::3 y",
+        "x 1\x00.\x002\x00.\x003\x00.\x004 y",
+        "x 1.2.3.4\x1b[0m y",
+    ],
+)
+def test_an_address_split_by_hiding_characters_is_struck(line: str) -> None:
+    stored = _pipeline().strike(line)
+    assert _leaked({"1.2.3.4", "2001:db8:1:2::3"}, _visible(stored)) == []
+
+
+_HIDERS = ["", "", "\x00", "\x00\x00\x00", "\ufffd", "\x1b", "\x7f", "\x85", "\u200b", "\ufeff"]
+
+
+@functools.cache
+def _striker() -> LinePipeline:
+    return _pipeline(max_line_bytes=65536)
+
+
+@given(
+    addr=st.ip_addresses(),
+    seps=st.lists(st.sampled_from(_HIDERS), min_size=45, max_size=45),
+    before=st.sampled_from(["GET /", "", "x=", "\x00"]),
+)
+def test_no_address_survives_between_hiding_characters(
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address, seps: list[str], before: str
+) -> None:
+    """Property: whatever characters that vanish on reading stand in an address, the stored
+    reject, read without them (or without its escapes), holds no whole address."""
+    text = str(addr)
+    assume(Masker().mask(addr) != text)
+    hidden = "".join(c + sep for c, sep in zip(text, seps, strict=False))
+    stored = _striker().strike(before + hidden + " y")
+    assert _leaked({text}, _visible(stored)) == []
+    assert _leaked({text}, stored.replace("\0", "")) == []
+
+
+def test_a_reject_without_hidden_addresses_keeps_its_escapes() -> None:
+    assert _pipeline().strike("198.51.100.23 \x00\x1b junk") == "198.51.100.0 \\x00\\x1B junk"
+
+
+def test_utf16_rejects_through_the_command(tmp_path: Path) -> None:
+    path = tmp_path / "utf16.log"
+    path.write_bytes(_utf16("utf-16-le", True) + _utf16("utf-16-be", False))
+    rejects = tmp_path / "rejects.txt"
+    proc, stats_path = _pipe("combined", "jsonl", path, tmp_path, "--rejects", str(rejects))
+    _assert_no_crash(proc)
+    assert proc.stdout == b""
+    assert orjson.loads(stats_path.read_bytes())["records_out"] == 0
+    stored = rejects.read_bytes().decode("utf-8", "replace")
+    assert _leaked(set(UTF16_HIDDEN), _visible(stored)) == []
+    assert _leaked(set(UTF16_HIDDEN), stored.replace("\0", "")) == []
 
 
 # --- workers -------------------------------------------------------------------------------------
