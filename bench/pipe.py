@@ -10,6 +10,11 @@
 4. Runs `sidecar pipe` on the big file too: its peak RSS should not grow with the input.
 5. Prints a table: lines/s, MiB/s of input, peak memory, and the ratios to the peers.
 
+`--baseline REV` adds sidecar as it was at REV (a `git worktree` of REV in /tmp, run with this
+venv's Python and PYTHONPATH set to that tree, `python -m sidecar pipe`; removed at the end) as
+one more program, "sidecar pipe @REV": its records are compared with today's on the sample (all
+fields), it is timed in the same interleaved rounds, and the table ends with the ratio now/REV.
+
 The machine is shared and noisy: only figures from the same run are compared, and `--repeat N`
 runs the timed set N times, interleaved, keeping each program's fastest run.
 
@@ -47,6 +52,8 @@ ROOT = BENCH.parent
 OUT = BENCH / "out"
 sys.path.insert(0, str(ROOT))
 
+from worktree import baseline_tree, env_for, short  # noqa: E402 (bench/worktree.py)
+
 from sidecar.privacy.ip import Masker, parse_ip  # noqa: E402
 
 SAMPLE_LINES = 20_000
@@ -83,6 +90,10 @@ class Settings:
     python: Path
     syslog_ng: Path | None  # None: not available, skipped
     workdir: Path  # scratch space for outputs, removed at the end
+    baseline: Path | None = None  # a worktree of --baseline REV, or None
+    baseline_rev: str = ""  # its short commit
+    now_tree: Path | None = None  # --rev REV: "sidecar pipe" is that worktree, not this one
+    now_rev: str = ""
 
 
 @dataclass
@@ -115,6 +126,7 @@ class Program:
     env: dict[str, str] | None = None
     output: Path | None = None  # a daemon writes here itself; else stdout goes to a file
     daemon: bool = False  # never exits by itself: stopped once `output` has every line
+    cwd: Path | None = None  # working directory (default: this script's)
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -237,7 +249,7 @@ def measure(
         started = time.perf_counter()
         proc = subprocess.Popen(
             (*wrapper, *program.argv), stdin=stdin or subprocess.DEVNULL, stdout=stdout,
-            stderr=stderr, env=program.env,
+            stderr=stderr, env=program.env, cwd=program.cwd,
         )  # fmt: skip
         sampler = MemorySampler(proc.pid, skip_root=bool(wrapper))
         sampler.start()
@@ -301,12 +313,25 @@ def stop_daemon(proc: subprocess.Popen, wrapped: bool) -> None:
 
 
 def sidecar_program(s: Settings, log: Path, workers: int = 1) -> Program:
-    argv = [str(s.sidecar), "pipe", "--geoip", str(s.geoip)]
+    if s.now_tree is not None:  # --rev: that worktree's package, as for the baseline
+        argv = [str(s.python), "-m", "sidecar", "pipe", "--geoip", str(s.geoip)]
+    else:
+        argv = [str(s.sidecar), "pipe", "--geoip", str(s.geoip)]
     name = "sidecar pipe"
     if workers > 1:
         argv += ["--workers", str(workers)]
         name += f" --workers {workers}"
+    if s.now_tree is not None:
+        return Program(name, (*argv, str(log)), env=env_for(s.now_tree), cwd=s.now_tree)
     return Program(name, (*argv, str(log)))
+
+
+def baseline_program(s: Settings, log: Path) -> Program:
+    """sidecar at --baseline REV: this venv's Python importing sidecar from the REV worktree
+    (its working directory too, so `-m` does not put this checkout first on sys.path)."""
+    assert s.baseline is not None
+    argv = (str(s.python), "-m", "sidecar", "pipe", "--geoip", str(s.geoip), str(log))
+    return Program(f"sidecar pipe @{s.baseline_rev}", argv, env=env_for(s.baseline), cwd=s.baseline)
 
 
 def python_peer_program(s: Settings) -> Program:
@@ -366,12 +391,13 @@ def compare(
     sample_lines: list[str],
     other_name: str = "peer",
     examples: int = 3,
+    fields: Sequence[str] = COMPARED_FIELDS,
 ) -> tuple[dict[str, int], list[str]]:
     """Mismatch counts per field, and a few examples (input line with its IP struck)."""
-    mismatches = dict.fromkeys(COMPARED_FIELDS, 0)
+    mismatches = dict.fromkeys(fields, 0)
     shown: list[str] = []
     for i, (ref, rec) in enumerate(zip(reference, other, strict=False)):
-        for name in COMPARED_FIELDS:
+        for name in fields:
             if ref.get(name) != rec.get(name):
                 mismatches[name] += 1
                 if len(shown) < examples:
@@ -400,6 +426,20 @@ def agreement(s: Settings, sample: Path) -> None:
         if len(records) != len(reference):
             print(f"    record count differs: {len(records):,} vs sidecar's {len(reference):,}")
         print("    " + "  ".join(f"{name}={n}" for name, n in counts.items()))
+        for example in examples:
+            print(f"    e.g. {example}")
+    if s.baseline is not None:  # every field: what the change since REV does to the records
+        program = baseline_program(s, sample)
+        records = records_of(program, sample, len(lines), s.workdir)
+        fields = sorted({k for r in (*reference[:1], *records[:1]) for k in r})
+        counts, examples = compare(reference, records, lines, program.name, fields=fields)
+        changed = {name: n for name, n in counts.items() if n}
+        print(
+            f"  {program.name}: {len(records):,} records, "
+            f"{sum(changed.values()):,} fields differ from now's (all {len(fields)} fields)"
+        )
+        if changed:
+            print("    " + "  ".join(f"{name}={n}" for name, n in changed.items()))
         for example in examples:
             print(f"    e.g. {example}")
 
@@ -501,6 +541,16 @@ def report(results: list[Result], big: Result | None, s: Settings) -> None:
             runs = ", ".join(f"{t:.1f}" for t in r.runs)
             print(f"  {r.name}: runs {runs} s (fastest kept)")
 
+    baseline = next((r for r in results if r.name.startswith("sidecar pipe @")), None)
+    if baseline is not None:
+        ratio = single.lines_per_second / baseline.lines_per_second
+        print(
+            f"\n== Now against {baseline.name.removeprefix('sidecar pipe ')} (same run)\n"
+            f"  sidecar pipe now / {baseline.name}: {ratio:.2f}x lines/s "
+            f"({(ratio - 1) * 100:+.0f}%); peak RSS {mib(single.peak_rss_kib)} vs "
+            f"{mib(baseline.peak_rss_kib)} MiB"
+        )
+
     print("\n== Targets")
     if syslog_ng is not None:
         ratio_w = workers.lines_per_second / syslog_ng.lines_per_second
@@ -556,8 +606,13 @@ def describe_machine(s: Settings, syslog_ng_version: str) -> None:
 
     commit = first_line_of(["git", "rev-parse", "--short", "HEAD"])
     dirty = first_line_of(["git", "status", "--porcelain", "--", "sidecar"])
-    print(f"sidecar: {first_line_of([str(s.sidecar), '--version'])} at commit {commit}"
-          f"{' (sidecar/ has uncommitted changes)' if dirty else ''}")  # fmt: skip
+    if s.now_tree is not None:
+        print(f"sidecar: at commit {s.now_rev} (--rev; git worktree {s.now_tree})")
+    else:
+        print(f"sidecar: {first_line_of([str(s.sidecar), '--version'])} at commit {commit}"
+              f"{' (sidecar/ has uncommitted changes)' if dirty else ''}")  # fmt: skip
+    if s.baseline is not None:
+        print(f"baseline: sidecar at {s.baseline_rev} (git worktree {s.baseline})")
     if s.syslog_ng is not None:
         print(f"syslog-ng: {syslog_ng_version}")
     print(
@@ -591,6 +646,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--geoip", type=Path, default=ROOT / "data" / "country.mmdb")
     p.add_argument("--sidecar", type=Path, default=Path(sys.executable).parent / "sidecar")
     p.add_argument("--syslog-ng", default="/usr/sbin/syslog-ng")
+    p.add_argument("--baseline", default="", metavar="REV",
+                   help="also time sidecar at REV (a git worktree), e.g. fc5aa7b")  # fmt: skip
+    p.add_argument("--rev", default="", metavar="REV",
+                   help="time sidecar at REV (a git worktree), not the working tree")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -600,7 +659,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.geoip.exists():
         raise SystemExit(f"{args.geoip} not found: build it with `sidecar geoip build`")
     OUT.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="run-", dir=OUT) as scratch:
+    with contextlib.ExitStack() as stack:
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="run-", dir=OUT))
+        baseline = stack.enter_context(baseline_tree(args.baseline)) if args.baseline else None
+        now_tree = stack.enter_context(baseline_tree(args.rev)) if args.rev else None
         s = Settings(
             lines=args.lines,
             big_lines=args.big_lines,
@@ -611,6 +673,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             python=Path(sys.executable),
             syslog_ng=syslog_ng,
             workdir=Path(scratch),
+            baseline=baseline,
+            baseline_rev=short(args.baseline) if args.baseline else "",
+            now_tree=now_tree,
+            now_rev=short(args.rev) if args.rev else "",
         )
         describe_machine(s, syslog_ng_version)
         if syslog_ng is None:
@@ -622,6 +688,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\n== Timing on {log.relative_to(ROOT)}")
         programs: list[Callable[[], Program]] = [
             lambda: sidecar_program(s, log),
+            *([lambda: baseline_program(s, log)] if s.baseline is not None else []),
             lambda: sidecar_program(s, log, workers=2),
             lambda: python_peer_program(s),
         ]
