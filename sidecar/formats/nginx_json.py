@@ -3,10 +3,16 @@
 With a key map (from a compiled log_format, or learned by detection from the first line) the
 keys mean what the map says; otherwise each key is read through formats/fields.py's aliases
 (`remote_addr` or `ip`, `time_iso8601` or `date`, ...). Nested objects are not read.
+
+A value read that holds a control character (C0 but tab, DEL, C1, U+2028/U+2029), escaped
+(`\u0000`, `\n`) or raw, rejects the line as `binary`, as raw control bytes in a text line do:
+the pipeline's byte check sees the escapes only. Only lines with a backslash or a non-ASCII
+character can hold one, so other lines are not searched.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import orjson
@@ -15,7 +21,9 @@ from sidecar.formats.base import LineFormat, Variable
 from sidecar.formats.fields import TIME_VARS, canonical, make_builder
 from sidecar.formats.timestamps import make_reader
 from sidecar.record import RawRequest
-from sidecar.reject import FORMAT_MISMATCH, Rejected
+from sidecar.reject import BINARY, FORMAT_MISMATCH, Rejected
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class JsonFormat(LineFormat):
@@ -44,6 +52,8 @@ class JsonFormat(LineFormat):
             if name is None or name in values or value is None or isinstance(value, dict | list):
                 continue
             values[name] = value if isinstance(value, str) else str(value)
+        if (not line.isascii() or "\\" in line) and any(map(_CONTROL.search, values.values())):
+            raise Rejected(BINARY)
         names = tuple(values)
         build = self._builders.get(names)
         if build is None:

@@ -249,3 +249,57 @@ def test_matomo_sample() -> None:
         )
         assert r.request_time == pytest.approx(0.000008)
         assert r.query is not None and r.query.startswith("action_name=")
+
+
+# --- control characters in decoded values (issue 7, item 19) ---------------------------------------
+
+FULL = {
+    "remote_addr": "192.0.2.1",
+    "time_iso8601": "2026-11-24T10:00:00+01:00",
+    "request": "GET /a?b HTTP/1.1",
+    "status": 200,
+    "http_referer": "https://ex.example/",
+    "http_user_agent": "curl/8",
+    "host": "video.example.com",
+}
+CONTROLS = ["\x00", "\x01", "\x1b", "\n", "\r", "\x0b", "\x7f", "\x80", "\x85", "\x9f"]
+CONTROLS += ["\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("key", ["request", "http_referer", "http_user_agent", "host"])
+@pytest.mark.parametrize("char", CONTROLS, ids=[f"U+{ord(c):04X}" for c in CONTROLS])
+@pytest.mark.parametrize("ensure_ascii", [True, False], ids=["escaped", "raw"])
+def test_a_control_character_in_a_value_is_binary(key: str, char: str, ensure_ascii: bool) -> None:
+    """`"\\u0000"` or `"\\u2028"` decoded into a path, a referrer, ... is what raw control bytes
+    are in a text line (the pipeline's byte check never sees them): the line is `binary`."""
+    obj = dict(FULL)
+    obj[key] = obj[key].replace("/", "/x" + char, 1) if "/" in obj[key] else obj[key] + char
+    line = json.dumps(obj, ensure_ascii=ensure_ascii)
+    if not ensure_ascii and char <= "\x7f":
+        # raw C0 is no JSON (escaped all the same); raw DEL is a raw control byte, rejected by
+        # the pipeline's byte check before any format sees the line
+        line = json.dumps(obj)
+    with pytest.raises(Rejected) as exc:
+        JsonFormat().parse(line)
+    assert exc.value.reason == "binary"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/a\tb",  # a tab is read in text lines too
+        '/say"hi"',  # escaped quote
+        "/back\\slash",
+        "/vid\u00e9o/\u65e5\u672c",  # non-ASCII text, escaped or not
+        "/\u00a0nbsp",
+    ],
+)
+@pytest.mark.parametrize("ensure_ascii", [True, False], ids=["escaped", "raw"])
+def test_other_escapes_are_read(value: str, ensure_ascii: bool) -> None:
+    line = json.dumps({**FULL, "request": f"GET {value} HTTP/1.1"}, ensure_ascii=ensure_ascii)
+    assert JsonFormat().parse(line).path == value
+
+
+def test_an_unread_value_may_hold_control_characters() -> None:
+    line = json.dumps({**FULL, "http_cookie": "a\x00b", "upstream_addr": "\u2028"})
+    assert JsonFormat().parse(line).path == "/a"
