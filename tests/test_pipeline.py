@@ -29,6 +29,7 @@ from sidecar.record import FIELDS, CleanRecord, RawRequest
 from sidecar.reject import REASONS
 from sidecar.sources.files import Chunks, open_input
 from tests.conftest import COUNTRY_TEST_DB, MATOMO_LOGS, make_config, run_sidecar
+from tests.formats.fuzzing import mutated
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("SIDECAR_UPDATE_GOLDEN") == "1"
@@ -332,6 +333,33 @@ def test_a_referrer_no_rule_foresaw_costs_no_other_line(referrer: str) -> None:
     assert clients[0] == "81.2.69.0" and clients[-1] == "89.160.20.0"
     written = result.output.decode() + "\n".join(result.rejects)
     assert "198.51.100.23" not in written  # (what the referrer rule keeps is its own test's)
+
+
+_FUZZ_VALID = (
+    good("198.51.100.23", "/v/seg.ts?x=1"),
+    good("2001:db8:aa:bb::77", "http://[2001:db8::1]:8080/p").replace(
+        '"-"', '"https://r.example/"'
+    ),
+    '{"ip":"198.51.100.23","date":"2026-11-24T10:00:00+01:00","status":200,"path":"/a"}',
+)
+
+
+@functools.cache
+def _fuzzed_pipeline(fmt: str) -> LinePipeline:
+    return _pipeline(fmt=fmt, max_line_bytes=65536, keep_rejects=True)
+
+
+@pytest.mark.parametrize("fmt", ["combined", "nginx-json"])
+@given(batch=st.lists(mutated(_FUZZ_VALID), min_size=1, max_size=4))
+def test_any_chunk_is_processed_line_by_line(fmt: str, batch: list[str]) -> None:
+    """Property: whatever the lines, `process` returns, every line is counted once, and the
+    client address written in them is never written back whole."""
+    chunk = "".join(line.replace("\n", " ") + "\n" for line in batch).encode()
+    result = _fuzzed_pipeline(fmt).process(chunk)
+    _check_counts(result)
+    assert result.lines_in == len(batch)
+    written = result.output.decode() + "\n".join(result.rejects)
+    assert _leaked({"198.51.100.23", "2001:db8:aa:bb::77"}, written) == []
 
 
 # --- rejected UTF-16 lines: no address between NULs (issue 7, item 10) ------------------------------

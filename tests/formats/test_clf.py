@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sidecar.formats.clf import TEMPLATES, clf_format
 from sidecar.privacy.stage import PrivacyStage
 from sidecar.reject import Rejected
 from tests.conftest import make_config
 from tests.formats import set_fields
+from tests.formats.fuzzing import lines, parses_or_rejects
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
 REQ = '[10/Feb/2012:16:42:07 -0500] "GET /a?b=1 HTTP/1.1" 200 368'
@@ -132,3 +135,16 @@ def test_a_dash_client_is_read_then_refused_by_the_privacy_stage() -> None:
     with pytest.raises(Rejected) as exc:
         PrivacyStage(make_config(), None).scrub(raw)
     assert exc.value.reason == "bad_ip"
+
+
+# --- fuzz: a RawRequest or Rejected, nothing else (issue 7) -------------------------------------
+
+
+_FORMATS = {name: clf_format(name) for name in TEMPLATES}
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+@given(data=st.data())
+def test_any_line_parses_or_is_rejected(name: str, data: st.DataObject) -> None:
+    """Any text, and every format's samples mutated, read by each format of the family."""
+    parses_or_rejects(_FORMATS[name], data.draw(lines(tuple(SAMPLES.values()))))

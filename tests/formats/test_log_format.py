@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sidecar.errors import UsageError
 from sidecar.formats.base import Literal, Variable
@@ -21,6 +23,7 @@ from sidecar.record import RawRequest
 from sidecar.reject import Rejected
 from tests.conftest import make_config
 from tests.formats import set_fields
+from tests.formats.fuzzing import lines, parses_or_rejects
 
 RAW_FIELDS = RawRequest.__slots__
 
@@ -381,3 +384,53 @@ def test_unknown_variables_are_rewritten_as_dashes() -> None:
     assert Rewriter(fmt).line(rec) == (
         '192.0.2.0 - [10/Feb/2012:21:42:07 +0000] "GET / HTTP/1.1" 200 "-" "-" -'
     )
+
+
+# --- fuzz: a RawRequest or Rejected, nothing else (issue 7) -------------------------------------
+
+FUZZED = {
+    "cdn": (
+        CDN,
+        '192.0.2.1 - bob [10/Feb/2012:16:42:07 -0500] "GET /a?b HTTP/1.1" 200 5 '
+        '"https://ex.example/x?y" "curl/8" "203.0.113.9, 198.51.100.1" 0.123 '
+        "Video.Example.com:443",
+    ),
+    "iso": (
+        '$remote_addr $time_iso8601 "$request" $status $request_time',
+        '2001:db8::1 2026-11-24T10:00:00+01:00 "GET /x HTTP/2.0" 200 0.5',
+    ),
+    "msec": (
+        "$msec $remote_addr $status $body_bytes_sent $request_time_msec",
+        "1795510800.123 192.0.2.1 206 10 250",
+    ),
+    "parts": (
+        '$remote_addr [$time_local] $status "$request_method $request_uri $server_protocol" $args',
+        '192.0.2.1 [10/Feb/2012:16:42:07 -0500] 200 "GET http://[2001:db8::1]:80/a?b=1 HTTP/1.1" -',
+    ),
+    "unquoted": (
+        "$remote_addr $time_local $request $status $host",
+        "192.0.2.1 10/Feb/2012:16:42:07 -0500 GET /a HTTP/1.1 200 2001:db8::1",
+    ),
+    "escape-json": (
+        "log_format j escape=json '$remote_addr [$time_local] \"$http_user_agent\" $status';",
+        '192.0.2.1 [10/Feb/2012:16:42:07 -0500] "a \\"quoted\\" agent" 200',
+    ),
+    "json-shaped": (
+        'log_format j escape=json \'{"ip":"$remote_addr","t":"$msec","s":$status,'
+        '"r":"$request","h":"$http_host","rt":$request_time}\';',
+        '{"ip":"192.0.2.1","t":"1795510800.5","s":200,"r":"GET / HTTP/1.1","h":"a:1","rt":0.1}',
+    ),
+}
+_FUZZED = {name: compile_log_format(fmt) for name, (fmt, _) in FUZZED.items()}
+_FUZZ_LINES = tuple(line for _, line in FUZZED.values())
+
+
+def test_the_fuzzed_formats_read_their_lines() -> None:
+    for name, (_, line) in FUZZED.items():
+        assert isinstance(_FUZZED[name].parse(line), RawRequest), name
+
+
+@pytest.mark.parametrize("name", sorted(FUZZED))
+@given(data=st.data())
+def test_any_line_parses_or_is_rejected(name: str, data: st.DataObject) -> None:
+    parses_or_rejects(_FUZZED[name], data.draw(lines(_FUZZ_LINES)))

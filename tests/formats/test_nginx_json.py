@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sidecar.formats.base import Variable
 from sidecar.formats.nginx_json import JsonFormat
 from sidecar.reject import Rejected
 from tests.conftest import MATOMO_LOGS
 from tests.formats import set_fields
+from tests.formats.fuzzing import lines, parses_or_rejects
 
 BASE = {"ip": "192.0.2.1", "date": "2026-11-24T10:00:00+01:00", "status": 200}
 TS = "2026-11-24T09:00:00.000Z"
@@ -303,3 +306,46 @@ def test_other_escapes_are_read(value: str, ensure_ascii: bool) -> None:
 def test_an_unread_value_may_hold_control_characters() -> None:
     line = json.dumps({**FULL, "http_cookie": "a\x00b", "upstream_addr": "\u2028"})
     assert JsonFormat().parse(line).path == "/a"
+
+
+# --- fuzz: a RawRequest or Rejected, nothing else (issue 7) -------------------------------------
+
+_VALID_JSON = (
+    json.dumps(FULL),
+    json.dumps({**FULL, "msec": "1795510800.123", "time_iso8601": None}),
+    json.dumps({**BASE, "path": "/a", "method": "GET", "length": 12, "generation_time_milli": 5}),
+    json.dumps({**FULL, "request_time": 0.25, "http_x_forwarded_for": "203.0.113.9"}),
+    '{"ip":"192.0.2.1","date":"2026-11-24T10:00:00+01:00","status":200,"ua":"a\\"b\\\\c\\u00e9"}',
+    '{"ip":"192.0.2.1","msec":1795510800.5,"status":"200","body_bytes_sent":1e3,"x":[[1]]}',
+)
+_KEYED = JsonFormat("mine", {k: k for k in FULL} | {"msec": "msec"})
+
+
+@pytest.mark.parametrize("fmt", [JsonFormat(), _KEYED], ids=["aliases", "key-map"])
+@given(data=st.data())
+def test_any_line_parses_or_is_rejected(fmt: JsonFormat, data: st.DataObject) -> None:
+    parses_or_rejects(fmt, data.draw(lines(_VALID_JSON)))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"ip":"192.0.2.1","date":"2026-11-24T10:00:00Z","status":200,"path":"/\\ud800"}',
+        '{"ip":"192.0.2.1","msec":100000000000000000,"status":200}',
+        '{"ip":"192.0.2.1","msec":1e17,"status":200}',
+        '{"ip":"192.0.2.1","msec":"' + "9" * 5000 + '","status":200}',
+        '{"ip":"192.0.2.1","date":"2026-11-24T10:00:00Z","status":200,"bytes":1' + "0" * 400 + "}",
+        '{"ip":"192.0.2.1","date":"2026-11-24T10:00:00Z","status":1' + "0" * 30 + "}",
+        '{"ip":"192.0.2.1","date":"2026-11-24T10:00:00Z","status":200,"x":' + "[" * 5000,
+        '{"ip":"192.0.2.1","date":"2026-11-24T10:00:00Z","status":200,"x":'
+        + "[" * 1000
+        + "]" * 1000
+        + "}",
+        '{"ip":"192.0.2.1","date":"2026-11-24T10:00:00Z","status":200,"request_time":1e308}',
+        '{"ip":"192.0.2.1","date":"9999-12-31T23:59:59-23:59","status":200}',
+        '{"ip":["192.0.2.1"],"date":"2026-11-24T10:00:00Z","status":200}',
+        '{"ip":true,"date":false,"status":null}',
+    ],
+)
+def test_lines_that_crashed_or_might(line: str) -> None:
+    parses_or_rejects(JsonFormat(), line)
