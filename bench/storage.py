@@ -196,7 +196,7 @@ def sqlite_cli_import(path: Path, scratch: Path) -> float | None:
                 out.writerow(["" if v is None else v for v in record.values()])
     db = scratch / "cli.db"
     columns = ", ".join(f"{name} {'INTEGER' if kind == 'int' else 'TEXT'}"
-                        for name, (kind, _) in SCHEMA.items())  # fmt: skip
+                        for name, (kind, _, _) in SCHEMA.items())  # fmt: skip
     script = "\n".join(["PRAGMA journal_mode=WAL;", "PRAGMA synchronous=NORMAL;",
                         f"CREATE TABLE requests ({columns});",
                         f".import --csv {csv_path} requests", ""])  # fmt: skip

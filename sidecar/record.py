@@ -9,10 +9,23 @@ see `CleanRecord` only.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import orjson
 
 SCHEMA_VERSION = 1
+
+#: the closed vocabularies of the schema: HTTP methods (the IANA registry, plus PURGE, which
+#: CDNs and caches use) and protocols; anything else is null
+METHODS = frozenset({
+    "ACL", "BASELINE-CONTROL", "BIND", "CHECKIN", "CHECKOUT", "CONNECT", "COPY", "DELETE", "GET",
+    "HEAD", "LABEL", "LINK", "LOCK", "MERGE", "MKACTIVITY", "MKCALENDAR", "MKCOL",
+    "MKREDIRECTREF", "MKWORKSPACE", "MOVE", "OPTIONS", "ORDERPATCH", "PATCH", "POST", "PRI",
+    "PROPFIND", "PROPPATCH", "PURGE", "PUT", "QUERY", "REBIND", "REPORT", "SEARCH", "TRACE",
+    "UNBIND", "UNCHECKOUT", "UNLINK", "UNLOCK", "UPDATE", "UPDATEREDIRECTREF", "VERSION-CONTROL",
+})  # fmt: skip
+PROTOCOLS = frozenset({"HTTP/0.9", "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0", "HTTP/3",
+                       "HTTP/3.0"})  # fmt: skip
 
 
 class RawRequest:
@@ -111,26 +124,47 @@ class CleanRecord(dict):
         return f"CleanRecord({dict.__repr__(self)})"
 
 
-#: the clean schema, in order: name -> (type, meaning), documented again in docs/schema.md
-SCHEMA: dict[str, tuple[str, str]] = {
-    "ts": ("string", "request time, RFC 3339 UTC with milliseconds"),
-    "client_ip": ("string", "client address with its tail struck (IPv4 /24, IPv6 /48)"),
-    "country": ("string|null", "ISO 3166-1 alpha-2 country of the full address"),
-    "method": ("string|null", "HTTP method"),
-    "host": ("string|null", "requested host (virtual host), IP literals struck"),
-    "path": ("string|null", "request path without query, IP literals struck"),
-    "query": ("string|null", "allowlisted query parameters only"),
-    "protocol": ("string|null", "HTTP protocol, e.g. HTTP/1.1"),
-    "status": ("int", "HTTP status"),
-    "bytes": ("int", "response body bytes"),
-    "request_time": ("float|null", "request processing time in seconds"),
-    "referrer_host": ("string|null", "referrer host (non-HTTP: scheme://host)"),
-    "referrer_path": ("string|null", "referrer path, first-party referrers only"),
-    "ua_browser": ("string|null", "browser family"),
-    "ua_os": ("string|null", "operating system family"),
-    "ua_device": ("string|null", "device class: desktop, mobile, tablet, tv, console, bot, other"),
-    "user_agent": ("string|null", "the whole user agent, only with useragent.mode = keep"),
-}
+class Field(NamedTuple):
+    """One field of the clean schema: its JSON type, its meaning, and what its content may be.
+
+    `content` names where a value may come from, and the privacy stage's record factory
+    (privacy/clean.py) applies the matching check to every value, so that no field can skip it:
+    `text` (through the one free-text scrubber: IP literals in every notation struck, invisible
+    characters removed, bounded length), `host` and `referrer_host` (the host rule), a closed
+    vocabulary (`method`, `protocol`, `country`, `family`, `device`), `address` (a struck
+    address from the masker), `time` (written by formats/timestamps), `number`.
+    """
+
+    type: str
+    meaning: str
+    content: str
+
+
+#: the clean schema, in order: name -> Field, documented again in docs/schema.md
+SCHEMA: dict[str, Field] = {
+    "ts": Field("string", "request time, RFC 3339 UTC with milliseconds", "time"),
+    "client_ip": Field("string", "client address with its tail struck (IPv4 /24, IPv6 /48)",
+                       "address"),
+    "country": Field("string|null", "ISO 3166-1 alpha-2 country of the full address", "country"),
+    "method": Field("string|null", "HTTP method (registered methods only)", "method"),
+    "host": Field("string|null", "requested host (virtual host), IP literals struck", "host"),
+    "path": Field("string|null", "request path without query or ;params, IP literals struck",
+                  "text"),
+    "query": Field("string|null", "allowlisted query parameters only", "text"),
+    "protocol": Field("string|null", "HTTP protocol: HTTP/0.9 to HTTP/3", "protocol"),
+    "status": Field("int", "HTTP status", "number"),
+    "bytes": Field("int", "response body bytes", "number"),
+    "request_time": Field("float|null", "request processing time in seconds", "number"),
+    "referrer_host": Field("string|null", "referrer host (non-HTTP: scheme://host)",
+                           "referrer_host"),
+    "referrer_path": Field("string|null", "referrer path, first-party referrers only", "text"),
+    "ua_browser": Field("string|null", "browser family", "family"),
+    "ua_os": Field("string|null", "operating system family", "family"),
+    "ua_device": Field("string|null",
+                       "device class: desktop, mobile, tablet, tv, console, bot, other", "device"),
+    "user_agent": Field("string|null", "the whole user agent, only with useragent.mode = keep",
+                        "text"),
+}  # fmt: skip
 FIELDS: tuple[str, ...] = tuple(SCHEMA)
 
 

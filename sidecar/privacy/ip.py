@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from ipaddress import (
     IPv4Address,
     IPv4Network,
@@ -22,6 +21,7 @@ from ipaddress import (
     ip_network,
 )
 
+from sidecar.cache import bounded
 from sidecar.record import RawRequest
 from sidecar.reject import BAD_IP, Rejected
 
@@ -168,7 +168,7 @@ class ClientIp:
         self.masker = masker
         self.trusted = trusted
         self.header = real_ip_header
-        self.resolve = lru_cache(maxsize=cache_entries)(self._resolve_uncached)
+        self.resolve = bounded(self._resolve_uncached, cache_entries, 128)
 
     def _resolve_uncached(self, token: str) -> tuple[Address, str] | None:
         addr = parse_ip(token)

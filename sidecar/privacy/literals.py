@@ -1,89 +1,305 @@
-"""IP literals anywhere in free text (path, query, referrer, host, a rejected line): struck.
+"""IP literals anywhere in free text (path, query, referrer path, a rejected line): struck.
 
-- Dotted runs of four or more numbers: every window of four that is a valid IPv4 address has
-  its tail struck like a client address (`/v/198.51.100.23/x` -> `/v/198.51.100.0/x`).
-- Runs of hex digits and colons (two colons or more): a valid IPv6 address (with zone id,
-  embedded IPv4) is struck like a client address; an invalid run with three colons or more (a
-  cut-off address, a MAC address) keeps its first three groups only. `10:00:00` stays.
-- Percent-encoded text is decoded, struck and encoded again when it held an address.
+What counts as an address here (docs/privacy.md says the same for a reader):
+- IPv4 as a dotted quad whose parts are decimal (leading zeros allowed), octal (a leading 0) or
+  `0x` hex, each at most 255: `203.0.113.7`, `203.0.0113.102`, `203.0.113.0x4d`. A quad may be
+  glued to other letters or digits (`v1198.51.100.23x`) or follow a colon-separated prefix
+  (`cam:1:203.0.113.11`); in a longer dotted run every window of four parts is one.
+- IPv4 as one `0x` number of 7 or 8 significant hex digits (`0xcb00711a`).
+- IPv6 in any text form (RFC 4291), with embedded IPv4, 6to4 and zone ids: struck like a client
+  address (privacy.ip). A run of hex groups and colons that is no address (a cut-off address, a
+  MAC address) keeps as many leading groups as `ipv6_prefix_bits` allows (`a:b:c::` at 48),
+  and never a group after `::`; a time of day (`10:00:00`, `2026:10:00:00.5`) is left alone.
+- Partial addresses under stricter settings: with `ipv4_prefix_bits` below 24 a three-part
+  dotted run (`203.0.113`) keeps only that many bits, below 16 a two-part run too.
+- Every form above after percent-decoding to a fixed point (`%2E`, `%252E`, ... up to
+  `_MAX_DECODES` levels) and after Unicode compatibility folding (NFKC: fullwidth digits and
+  dots): the struck text is then written decoded once and percent-encoded again.
+Deliberately not addresses: a bare decimal number (`/v/3405803855` is an id far more often than
+an address), dashes (`2026-11-24`), base64, HTML entities, digits of other scripts.
 
-Over-striking (a version number `1.2.3.4`) is accepted; under-striking is not.
+Over-striking (a version number `1.2.3.4`) is accepted; under-striking is not. The scan is
+linear in the length of the text: candidate tokens are found by one regex with no backtracking
+(a look-behind anchors every match at the start of a token, a possessive run takes it whole),
+and each token is read in a single pass.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+import unicodedata
 from urllib.parse import quote, unquote
 
+from sidecar.cache import bounded
 from sidecar.privacy.ip import Masker, parse_ip
 
-_CANDIDATE = re.compile(
-    r"(?P<v4>\d+(?:\.\d+){3,})"
-    r"|(?P<v6>[0-9A-Fa-f]*:[0-9A-Fa-f]*:[0-9A-Fa-f:]*(?:\.\d+){0,3}(?:%[0-9A-Za-z._~-]+)?)"
-)
-_SAFE = "/:@!$&'()*+,;=-._~?"
+# a token: a maximal run of letters, digits, dots and colons that holds a dot, a colon or an x
+_TOKEN = re.compile(r"(?<![0-9A-Za-z.:])[0-9A-Za-z.:]*?[.:xX][0-9A-Za-z.:]*+")
+_HEX32 = re.compile(r"0[xX]0*+([0-9A-Fa-f]++)")
+_TRAIL_HEX = re.compile(r"0[xX][0-9A-Fa-f]*+\Z")
 _TIME_LIKE = re.compile(r"\d{1,4}(?::\d{2}){1,3}(?:\.\d+)?")  # 2012:16:42:07, 10:00:00.123
+_HEX = frozenset("0123456789abcdefABCDEF")
+_OCTAL = frozenset("01234567")
+_SAFE = "/:@!$&'()*+,;=-._~?"
+_MAX_DECODES = 8  # percent-decoding rounds: deeper than any encoding a client or proxy applies
+_DOTS = {"\u3002": ".", "\uff61": ".", "\uff0e": "."}  # full stops UTS 46 reads as dots
+
+
+def _octet_values(part: str) -> bool:
+    """Whether a whole part reads as an IPv4 octet: decimal, octal or 0x hex, at most 255."""
+    if not part:
+        return False
+    if part[0] == "0" and len(part) > 1 and part[1] in "xX":
+        digits = part[2:].lstrip("0")
+        return all(c in _HEX for c in digits) and len(digits) <= 2
+    if not (part.isascii() and part.isdigit()):
+        return False
+    digits = part.lstrip("0")
+    if len(digits) <= 3 and (not digits or int(digits) <= 255):
+        return True  # decimal (leading zeros read as decimal)
+    return part[0] == "0" and all(c in _OCTAL for c in digits) and int(digits, 8) <= 255
+
+
+def _is_canonical(part: str) -> bool:
+    return part.isdigit() and (part == "0" or part[0] != "0")
+
+
+def _lead(part: str) -> int:
+    """Length of the octet-like text a part starts with (digits, or 0x and hex digits)."""
+    if part[:2] in ("0x", "0X"):
+        i = 2
+        while i < len(part) and part[i] in _HEX:
+            i += 1
+        return i
+    i = 0
+    while i < len(part) and part[i].isdigit():
+        i += 1
+    return i
+
+
+def _trail(part: str) -> int:
+    """Length of the octet-like text a part ends with (0x and hex digits, or digits)."""
+    m = _TRAIL_HEX.search(part)
+    if m:
+        return len(m.group())
+    return len(part) - len(part.rstrip("0123456789"))
 
 
 class LiteralMasker:
-    """Strikes every IP literal in a string; `mask(text)` returns text unchanged when none."""
+    """Strikes every IP literal in a string; `mask(text)` returns text unchanged when none.
+
+    `mask` is cached (short texts only: the cache is bounded in bytes); `strike` is not."""
 
     def __init__(self, masker: Masker, cache_entries: int = 65536) -> None:
         self.masker = masker
-        byte_masks = [(masker.mask_int_v4(0xFFFFFFFF) >> s) & 0xFF for s in (24, 16, 8, 0)]
-        self._byte_masks = byte_masks
-        self.mask = lru_cache(maxsize=cache_entries)(self.strike) if cache_entries else self.strike
+        v4_all = masker.mask_int_v4(0xFFFFFFFF)
+        self._byte_masks = [(v4_all >> s) & 0xFF for s in (24, 16, 8, 0)]
+        self._v4_bits = masker.ipv4_bits
+        self._v6_groups, rest = divmod(masker.ipv6_bits, 16)
+        self._v6_partial = (0xFFFF << (16 - rest)) & 0xFFFF if rest else None
+        # windows of parts that can reveal more than the configured bits: 4 always; 3 and 2
+        # (an address's leading parts) when the prefix is shorter than they are
+        self._windows = [k for k in (4, 3, 2) if k == 4 or k * 8 > self._v4_bits]
+        self._min_dots = min(self._windows) - 1
+        self.mask = bounded(self.strike, cache_entries, 512)
 
+    # --- the views: as written, NFKC-folded, percent-decoded -------------------------------
     def strike(self, text: str) -> str:
         """`mask` without the cache (for one-off text such as a rejected line)."""
         if not text:
             return text
-        out = _CANDIDATE.sub(self._replace, text) if _maybe(text) else text
+        out = self._scan(text)
+        if not out.isascii():
+            fold = folded(out)
+            if fold != out:
+                struck = self._scan(fold)
+                if struck != fold:
+                    out = struck
         if "%" in out:
-            decoded = unquote(out)
-            if decoded != out and _maybe(decoded):
-                struck = _CANDIDATE.sub(self._replace, decoded)
+            decoded = percent_decoded(out)
+            if decoded != out:
+                struck = self._scan(decoded)
                 if struck != decoded:
                     out = quote(struck, safe=_SAFE)
         return out
 
-    def _replace(self, m: re.Match[str]) -> str:
-        v4 = m.group("v4")
-        if v4 is not None:
-            return self._strike_v4_run(v4)
-        return self._strike_v6_run(m.group("v6"))
+    def _maybe(self, text: str) -> bool:
+        """Whether text can hold a candidate at all: C-speed counts spare most text the scan."""
+        return (
+            text.count(".") >= self._min_dots
+            or text.count(":") >= 2
+            or "0x" in text
+            or "0X" in text
+        )
 
-    def _strike_v4_run(self, run: str) -> str:
-        parts = run.split(".")
-        struck = list(parts)
-        for i in range(len(parts) - 3):
-            # A window's edges may be glued to digits (`1198.51.100.23`): read the edge
-            # groups by their inner three digits, so a glued address is still struck.
-            window = [parts[i][-3:], parts[i + 1], parts[i + 2], parts[i + 3][:3]]
-            if any(len(p) > 3 for p in window) or any(int(p) > 255 for p in window):
-                continue
-            for k, byte_mask in enumerate(self._byte_masks):
-                if byte_mask != 0xFF:
-                    kept = int(window[k]) & byte_mask & int(_digits(struck[i + k]) or 0)
-                    struck[i + k] = str(kept)
-        return ".".join(struck)
+    def _scan(self, text: str) -> str:
+        return _TOKEN.sub(self._token, text) if self._maybe(text) else text
 
-    def _strike_v6_run(self, run: str) -> str:
-        addr = parse_ip(run)
+    # --- one token --------------------------------------------------------------------------
+    def _token(self, m: re.Match[str]) -> str:
+        token = m.group()
+        if token.count(":") >= 2:
+            return self._colons(token)
+        return self._dotted(token)
+
+    def _colons(self, token: str) -> str:
+        if len(token) <= 64:
+            found = self._glued_v6(token)
+            if found is not None:
+                return found
+        groups = [self._dotted(g) if "." in g or "x" in g or "X" in g else g
+                  for g in token.split(":")]  # fmt: skip
+        if _TIME_LIKE.fullmatch(token):
+            return ":".join(groups)
+        return ":".join(self._hex_runs(groups))
+
+    def _glued_v6(self, token: str) -> str | None:
+        """The token with the IPv6 address in it struck, the address possibly glued to text
+        before its first group or after its last (`x::1`, `cafe2001:db8::1`, `::1zz`)."""
+        addr = parse_ip(token)
         if addr is not None:
             return self.masker.mask(addr)
-        if run.count(":") >= 3 and not _TIME_LIKE.fullmatch(run):
-            groups = run.split(":")
-            return ":".join(groups[:3]) + "::"
-        return run
+        first = token.partition(":")[0]
+        last = token.rpartition(":")[2]
+        middle = token[len(first) : len(token) - len(last)]
+        lefts = [
+            k for k in range(min(4, len(first)), -1, -1) if _hex_group(first[len(first) - k :])
+        ]
+        rights = [k for k in range(min(4, len(last)), -1, -1) if _hex_group(last[:k])]
+        if "." in last:
+            rights.insert(0, len(last))  # an embedded IPv4 as the last group
+        for k in lefts:
+            for j in rights:
+                if k == len(first) and j == len(last):
+                    continue  # the token itself: tried above
+                addr = parse_ip(first[len(first) - k :] + middle + last[:j])
+                if addr is not None:
+                    return first[: len(first) - k] + self.masker.mask(addr) + last[j:]
+        return None
+
+    def _hex_runs(self, groups: list[str]) -> list[str]:
+        """Runs of three or more hex groups keep the groups the configured bits allow."""
+        out: list[str] = []
+        i, n = 0, len(groups)
+        while i < n:
+            # a run may start with a group glued to text before it (`x2001`), must go on with
+            # whole groups of at most four hex digits (or empty, `::`), and may end glued
+            if not groups[i] or groups[i][-1] in _HEX:
+                j = i + 1
+                while j < n and _hex_group(groups[j]):
+                    j += 1
+                if j < n and groups[j] and groups[j][0] in _HEX:
+                    j += 1  # glued at the end (`7334xyz`)
+                if j - i >= 3:
+                    out.extend(self._keep_groups(groups[i:j]))
+                    i = j
+                    continue
+            out.append(groups[i])
+            i += 1
+        return out
+
+    def _keep_groups(self, run: list[str]) -> list[str]:
+        kept: list[str] = []
+        for k, group in enumerate(run):
+            if k >= self._v6_groups or not group:
+                if k == self._v6_groups and group and self._v6_partial and _hex_group(group):
+                    kept.append(f"{int(group, 16) & self._v6_partial:x}")
+                break
+            kept.append(group)
+        return [*kept, "", ""] if len(kept) < len(run) else kept
+
+    def _dotted(self, token: str) -> str:
+        out = token
+        if "." in token:
+            out = self._dotted_windows(token)
+        if "0x" in out or "0X" in out:
+            out = _HEX32.sub(self._hex32, out)
+        return out
+
+    def _hex32(self, m: re.Match[str]) -> str:
+        digits = m.group(1)
+        if not 7 <= len(digits) <= 8:
+            return m.group()
+        return f"0x{self.masker.mask_int_v4(int(digits, 16)):08x}"
+
+    def _dotted_windows(self, token: str) -> str:
+        parts = token.split(".")
+        n = len(parts)
+        if n < 2:
+            return token
+        exact = [_octet_values(p) for p in parts]
+        # per part, the AND of the byte masks of every window it is in, for its whole text
+        # (exact parts), its octet-like start (a window's last part) or end (its first)
+        whole = [0xFF] * n
+        lead = [0xFF] * n
+        trail = [0xFF] * n
+        struck = False
+        for k in self._windows:
+            masks = self._byte_masks[:k]
+            if all(m == 0xFF for m in masks):
+                continue
+            for i in range(n - k + 1):
+                first, last = parts[i], parts[i + k - 1]
+                if not (exact[i] or _trail(first)):
+                    continue
+                if not (exact[i + k - 1] or _lead(last)):
+                    continue
+                if not all(exact[i + 1 : i + k - 1]):
+                    continue
+                struck = True
+                for j, m in enumerate(masks):
+                    p = i + j
+                    if exact[p]:
+                        whole[p] &= m
+                    elif j == 0:
+                        trail[p] &= m
+                    else:
+                        lead[p] &= m
+        if not struck:
+            return token
+        out = []
+        for p, part in enumerate(parts):
+            if exact[p]:
+                if whole[p] != 0xFF:
+                    part = _struck_octet(part, whole[p])
+            else:
+                if lead[p] != 0xFF:
+                    cut = _lead(part)
+                    part = "0" + part[cut:]
+                if trail[p] != 0xFF:
+                    cut = _trail(part)
+                    part = part[: len(part) - cut] + "0"
+            out.append(part)
+        return ".".join(out)
 
 
-def _maybe(text: str) -> bool:
-    """Whether text can hold a candidate at all (four dotted numbers need three dots, an IPv6
-    run two colons): two C-speed counts spare most paths the regex."""
-    return text.count(".") >= 3 or text.count(":") >= 2
+def _hex_group(group: str) -> bool:
+    return len(group) <= 4 and all(c in _HEX for c in group)
 
 
-def _digits(text: str) -> str:
-    return text[:3] if len(text) > 3 else text
+def _struck_octet(part: str, mask: int) -> str:
+    if _is_canonical(part):
+        return str(int(part) & mask)
+    return "0"  # 0113, 0x4d: which reading was meant is unknown, strike the whole octet
+
+
+def folded(text: str) -> str:
+    """Unicode compatibility folding, as browsers read hosts: fullwidth digits and dots."""
+    folded = unicodedata.normalize("NFKC", text)
+    if not folded.isascii():
+        for dot, ascii_dot in _DOTS.items():
+            folded = folded.replace(dot, ascii_dot)
+    return folded
+
+
+def percent_decoded(text: str) -> str:
+    """Percent-decoded to a fixed point (bounded), then folded."""
+    decoded = text
+    for _ in range(_MAX_DECODES):
+        step = unquote(decoded)
+        if step == decoded:
+            break
+        decoded = step
+        if "%" not in decoded:
+            break
+    return folded(decoded) if not decoded.isascii() else decoded

@@ -1,16 +1,23 @@
 """The privacy stage: RawRequest -> CleanRecord, every field of the clean record made here.
 
 Each rule lives in its own module, is configured from its own config section and tested on its
-own (ip, geo, referrer, query, literals, useragent). This module composes them and is the one
-place that says where each clean field comes from; a field not written here cannot exist.
-Order matters once: the client is resolved (trusted proxies) before its country is looked up
-from the full address, which is then dropped with the raw record.
+own (ip, geo, host, referrer, query, literals, useragent). This module composes them and is the
+one place that says where each clean field comes from; the record itself is made by the record
+factory (privacy.clean), which puts every field through the check its schema kind names (free
+text through the one scrubber, hosts through the host rule, closed vocabularies), so nothing
+handed to it unchecked can reach a record. Order matters once: the client is resolved (trusted
+proxies) before its country is looked up from the full address, which is then dropped with the
+raw record.
 """
 
 from __future__ import annotations
 
+import re
+
 from sidecar.config import Config
+from sidecar.privacy.clean import RecordFactory
 from sidecar.privacy.geo import CountryLookup
+from sidecar.privacy.host import HostRule
 from sidecar.privacy.ip import ClientIp, Masker, TrustedProxies
 from sidecar.privacy.literals import LiteralMasker
 from sidecar.privacy.query import Query
@@ -19,6 +26,7 @@ from sidecar.privacy.useragent import UserAgent
 from sidecar.record import CleanRecord, RawRequest
 
 _MISS = object()
+_PATH_PARAMS = re.compile(r";[^/]*")  # `;jsessionid=...` after a path segment
 _NONE2 = (None, None)
 _NONE3 = (None, None, None)
 
@@ -43,6 +51,8 @@ class PrivacyStage:
     def __init__(self, config: Config, lookup: CountryLookup | None = None) -> None:
         self.masker = Masker(config.ip.ipv4_prefix_bits, config.ip.ipv6_prefix_bits)
         self.literal_masker = LiteralMasker(self.masker, cache_entries=8192)
+        self.hosts = HostRule(self.masker, self.literal_masker)
+        self.factory = RecordFactory(self.literal_masker, self.hosts)
         self.client = ClientIp(
             self.masker, TrustedProxies(config.ip.trusted_proxies), config.ip.real_ip_header
         )
@@ -51,9 +61,11 @@ class PrivacyStage:
             config.referrer.first_party_hosts,
             config.referrer.third_party,
             cache_entries=8192,
-            strike=self.literal_masker.mask,  # cached: hosts recur across distinct referrers
+            strike=self.literal_masker.mask,  # cached: first-party paths recur
+            host=self.hosts.scrub,
         )
         self.query = Query(config.query.allow, strike=self.literal_masker.mask)
+        self.keep_path_params = config.path.keep_params
         self.useragent = UserAgent(config.useragent.mode, config.useragent.cache_entries)
         # hot-path bindings: scrub runs once per line
         self._client = self.client.__call__
@@ -61,7 +73,7 @@ class PrivacyStage:
         self._country = lookup.country if lookup is not None else (lambda addr, struck: None)
         self._reduce = self.referrer.reduce
         self._filter = self.query.filter if self.query.enabled else None
-        self._strike = self.literal_masker.mask
+        self._make = self.factory.make
         self._coarse = self.useragent.coarse if self.useragent.mode != "drop" else None
         self._keep_ua = self.useragent.mode == "keep"
         if self._coarse is not None:  # load ua-parser's rules now: once, before workers fork
@@ -73,13 +85,10 @@ class PrivacyStage:
         country = self._countries.get(client_ip, _MISS)
         if country is _MISS:
             country = self._country(addr, client_ip)
-        # free text: IP literals struck; referrer reduced; query allowlisted
-        strike = self._strike
-        host, path = raw.host, raw.path
-        if host:
-            host = strike(host)
-        if path:
-            path = strike(path)
+        # free text and hosts are struck by the record factory; here: what each field keeps
+        path = raw.path
+        if path and not self.keep_path_params and ";" in path:
+            path = _PATH_PARAMS.sub("", path) or "/"
         referrer = raw.referrer
         referrer_host, referrer_path = self._reduce(referrer) if referrer else _NONE2
         query = raw.query
@@ -89,12 +98,12 @@ class PrivacyStage:
         ua = raw.user_agent
         coarse = self._coarse
         browser, os_family, device = coarse(ua) if ua and coarse is not None else _NONE3
-        return CleanRecord(
+        return self._make(
             ts=raw.ts,
             client_ip=client_ip,
             country=country,
             method=raw.method,
-            host=host,
+            host=raw.host,
             path=path,
             query=query,
             protocol=raw.protocol,

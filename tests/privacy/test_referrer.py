@@ -6,11 +6,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sidecar.privacy.host import HostRule
 from sidecar.privacy.ip import Masker
 from sidecar.privacy.literals import LiteralMasker
 from sidecar.privacy.referrer import Referrer
 
 FIRST_PARTY = Referrer(["example-video.eu", "player.example.net"])
+_LITERALS = LiteralMasker(Masker())
+STRICT = Referrer(
+    ["example-video.eu", "player.example.net"],
+    strike=_LITERALS.mask,
+    host=HostRule(Masker(), _LITERALS).scrub,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,11 +50,49 @@ FIRST_PARTY = Referrer(["example-video.eu", "player.example.net"])
         ("http://", None, None),
         ("http://[::1", None, None),
         ("http://exa mple.com/", None, None),
+        # browsers read `\\` as `/` in http(s) URLs: the host is evil.net, not the first party
+        ("https://evil.net\\@example-video.eu/secret/page", "evil.net", None),
+        ("https:\\\\evil.net\\x@www.example-video.eu/p", "evil.net", None),
+        ("https:///www.example-video.eu/a", "www.example-video.eu", "/a"),  # extra slashes
+        ("ht\ttps://www.example-video.eu/a\nb", "www.example-video.eu", "/ab"),  # tabs, newlines
+        # scheme-relative: an http(s) URL, never `://host`
+        ("//203.0.113.9/x", "203.0.113.0", None),
+        ("//www.example-video.eu/watch/9", "www.example-video.eu", "/watch/9"),
+        # hosts in every notation a browser reads as an address
+        ("http://3405803855/p", "203.0.113.0", None),
+        ("http://0xcb.0x00.0x71.0x1a/p", "203.0.113.0", None),
+        ("http://0313.0000.0161.0116./p", "203.0.113.0", None),
+        ("http://２０３．０．１１３．７/p", "203.0.113.0", None),
+        ("http://203-0-113-7.dsl.example.net/", "203-0-113-0.dsl.example.net", None),
+        ("http://1.2.3.999/", None, None),  # ends in a number, no address: no host
+        # a first-party path has its literals struck, in every notation
+        (
+            "https://www.example-video.eu/at/cam:1:203.0.113.11/x",
+            "www.example-video.eu",
+            "/at/cam:1:203.0.113.0/x",
+        ),
+        (
+            "https://www.example-video.eu/v/203%252E0%252E113%252E81",
+            "www.example-video.eu",
+            "/v/203.0.113.0",
+        ),
+        # what used to crash the run (ValueError from the URL parser)
+        ("[203.0.113.160x]", None, None),
+        ("[::1", None, None),
+        ("a]b", None, None),
+        ("http://[203.0.113.160x]/", None, None),
+        ("http://a]b/", None, None),
     ],
 )
 def test_referrer_table(referrer: str, host: str | None, path: str | None) -> None:
-    rule = Referrer(["example-video.eu", "player.example.net"], strike=LiteralMasker(Masker()).mask)
-    assert rule.reduce(referrer) == (host, path)
+    assert STRICT.reduce(referrer) == (host, path)
+
+
+@given(st.text(max_size=120))
+def test_any_referrer_is_reduced_without_error(text: str) -> None:
+    host, path = STRICT.reduce(text)
+    assert host is None or isinstance(host, str)
+    assert path is None or host is not None
 
 
 @pytest.mark.parametrize(

@@ -243,3 +243,57 @@ def test_no_visitor_identifier_of_any_kind() -> None:
         )
     )
     assert a == b  # indistinguishable: no id, user, session or cookie survives
+
+
+# --- issue 7: classes closed in the stage -------------------------------------------------------
+def _scrub(line: str, **sections) -> CleanRecord:
+    return stage_for(**sections).scrub(resolve("vhost_combined").parse(line))
+
+
+def _line(host="cdn.example.eu", request="GET /v/a.m4s HTTP/1.1", referrer="-", ua="-") -> str:
+    return (f'{host} 198.51.100.7 - - [24/Nov/2026:10:00:00 +0100] "{request}" 200 5 '
+            f'"{referrer}" "{ua}"')  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path, kept",
+    [
+        ("/v/abc/seg_1.m4s;jsessionid=8F3A2B1C9D;uid=jane@example.org", "/v/abc/seg_1.m4s"),
+        ("/v;u=jane/abc;x=1/seg.ts", "/v/abc/seg.ts"),
+    ],
+)
+def test_path_parameters_are_dropped(path: str, kept: str) -> None:
+    assert _scrub(_line(request=f"GET {path} HTTP/1.1"))["path"] == kept
+    assert _scrub(_line(request=f"GET {path} HTTP/1.1"), path={"keep_params": True})["path"] == (
+        path
+    )
+
+
+@pytest.mark.parametrize(
+    "protocol, kept",
+    [("HTTP/1.1", "HTTP/1.1"), ("HTTP/2.0", "HTTP/2.0"), ("HTTP/203.0.113.12", None),
+     ("HTTP/1.1;u=jane@example.org", None)],
+)  # fmt: skip
+def test_protocol_comes_from_a_closed_set(protocol: str, kept: str | None) -> None:
+    assert _scrub(_line(request=f"GET /x {protocol}"))["protocol"] == kept
+
+
+@pytest.mark.parametrize(
+    "referrer", ["[203.0.113.160x]", "[::1", "a]b", "http://[203.0.113.160x]/", "//203.0.113.5/x"]
+)
+def test_hostile_referrers_give_a_record(referrer: str) -> None:
+    record = _scrub(_line(referrer=referrer))
+    assert record["referrer_host"] in (None, "203.0.113.0")
+
+
+def test_hosts_in_browser_notations_are_struck() -> None:
+    for host in ("3405803855", "0xcb.0x00.0x71.0x1a", "0313.0000.0161.0116", "203-0-113-7.x.net"):
+        assert "113.7" not in str(_scrub(_line(host=host))["host"]).replace("-", ".")
+    assert _scrub(_line(host="3405803855"))["host"] == "203.0.113.0"
+
+
+def test_stricter_bits_hold_everywhere() -> None:
+    bits = {"ipv4_prefix_bits": 16, "ipv6_prefix_bits": 32}
+    record = _scrub(_line(request="GET /v/2001:db8:abcd:12/203.0.113 HTTP/1.1"), ip=bits)
+    assert record["path"] == "/v/2001:db8::/203.0.0"
+    assert record["client_ip"] == "198.51.0.0"
