@@ -7,7 +7,6 @@ The only module that reads sys.argv, prints, and turns exceptions into exit code
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import signal
 import sys
@@ -16,14 +15,17 @@ from typing import Any
 
 import orjson
 
-from sidecar import __version__
+from sidecar import __version__, writable
 from sidecar import config as config_mod
 from sidecar import report as report_mod
-from sidecar.errors import SidecarError, UsageError
+from sidecar.errors import ConfigError, OutputError, SidecarError, UsageError
+from sidecar.formats.base import LineFormat
+from sidecar.formats.detect import fit_stream
 from sidecar.formats.registry import NAMES as FORMAT_NAMES
 from sidecar.formats.registry import resolve as resolve_format
 from sidecar.metrics import Metrics
-from sidecar.pipeline import ChunkResult, LinePipeline, fit_format, run
+from sidecar.output import Output
+from sidecar.pipeline import ChunkResult, LinePipeline, run
 from sidecar.privacy.stage import PrivacyStage, open_country_lookup
 from sidecar.record import CleanBatch
 from sidecar.sinks.base import SinkUnavailable
@@ -124,31 +126,34 @@ def cmd_pipe(args: argparse.Namespace) -> int:
             "geoip.database": args.geoip,
         },
     )
-    fmt = resolve_format(cfg.input.format)
+    fmt = _resolve_format(cfg, from_flag=args.format is not None)
     files = args.files or ["-"]
     check_inputs(files)
     sink_configs = _sink_configs(args.sink, cfg, default=None)
     to_stdout_only = all(s.url == "stdout:" for s in sink_configs)
     if cfg.pipe.output == "rewrite" and not to_stdout_only:
         raise UsageError("--output rewrite writes the input's format to stdout; not with --sink")
+    if not to_stdout_only:
+        _check_storage_folders(cfg)
+    if args.metrics_textfile:
+        error = writable.replaceable_file_error(args.metrics_textfile)
+        if error is not None:
+            raise UsageError(f"--metrics-textfile: {error}")
     stage = PrivacyStage(cfg, open_country_lookup(cfg))
-    rejects_out = _open_for_writing(args.rejects, "--rejects") if args.rejects else None
-    stats_out = _open_for_writing(args.stats, "--stats", binary=True) if args.stats else None
+    rejects_out = Output.open(args.rejects, "--rejects") if args.rejects else None
+    stats_out = Output.open(args.stats, "--stats") if args.stats else None
     metrics = Metrics()
     deliveries = [] if to_stdout_only else _deliveries(sink_configs, cfg, metrics)
 
+    stats = Stats()  # the run's clock starts before the first read, however long it takes
     chunks = Chunks(open_inputs(files), cfg.input.max_line_bytes)
-    stream = iter(chunks)
-    first = next(stream, None)
-    if first is not None:
-        stream = itertools.chain([first], stream)
-        fmt = fit_format(fmt, first)
-        if fmt is None:
-            print(
-                "sidecar: warning: no known log format matched the first lines; every line "
-                "is rejected (format_mismatch). Name the format with --format.",
-                file=sys.stderr,
-            )
+    fmt, stream, any_input = fit_stream(fmt, chunks)
+    if any_input and fmt is None:
+        print(
+            "sidecar: warning: no known log format matched the first lines; every line "
+            "is rejected (format_mismatch). Name the format with --format.",
+            file=sys.stderr,
+        )
     pipeline = LinePipeline(
         fmt,
         stage,
@@ -157,9 +162,8 @@ def cmd_pipe(args: argparse.Namespace) -> int:
         keep_rejects=rejects_out is not None,
         summarize=_summarizer(deliveries),
     )
-    stats = Stats()
     progress = Progress(stats, sys.stderr)
-    out = sys.stdout.buffer
+    out = Output.stdout()
     started = False
 
     def start_deliveries() -> None:  # threads start after the workers are forked, never before
@@ -175,20 +179,22 @@ def cmd_pipe(args: argparse.Namespace) -> int:
             batch = CleanBatch(result.output, result.records_out, result.summary)
             for d in deliveries:
                 d.submit(batch)
-        else:
+        elif result.output:
             out.write(result.output)
         stats.add(result.lines_in, result.records_out, result.rejected)
         if rejects_out is not None and result.rejects:
-            rejects_out.write("\n".join(result.rejects) + "\n")
+            rejects_out.write(("\n".join(result.rejects) + "\n").encode("utf-8", "replace"))
         progress.tick()
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     terminated = False
+    failure: OutputError | None = None  # the first output that failed (a full disk)
     try:
         run(pipeline, stream, emit, workers=cfg.pipe.workers)
-        out.flush()
     except Terminated:
         terminated = True
+    except OutputError as exc:  # stop reading; what was read is still counted and flushed
+        failure = exc
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the flush
         start_deliveries()  # no input at all: still replay what a former run spooled
@@ -198,16 +204,19 @@ def cmd_pipe(args: argparse.Namespace) -> int:
             stats.reject("too_long", chunks.too_long)
         progress.clear()
         if rejects_out is not None:
-            rejects_out.close()
+            failure = _closed(rejects_out, failure)
         for warning in chunks.warnings:
             print(f"sidecar: warning: {warning}", file=sys.stderr)
         print(stats.summary(), file=sys.stderr)
         for sink_id, s in sink_stats.items():
             print(_delivery_summary(sink_id, s), file=sys.stderr)
         if stats_out is not None:
-            with stats_out:
-                document = stats.as_dict() | ({"sinks": sink_stats} if sink_stats else {})
+            document = stats.as_dict() | ({"sinks": sink_stats} if sink_stats else {})
+            try:
                 stats_out.write(orjson.dumps(document) + b"\n")
+            except OutputError as exc:
+                failure = failure or exc
+            failure = _closed(stats_out, failure)
         if args.metrics_textfile:
             metrics.lines.inc(stats.lines_in)
             for reason, n in stats.rejected.items():
@@ -216,7 +225,35 @@ def cmd_pipe(args: argparse.Namespace) -> int:
                 metrics.write_textfile(args.metrics_textfile)
             except OSError as exc:
                 print(f"sidecar: warning: --metrics-textfile: {exc.strerror}", file=sys.stderr)
+    if failure is not None:
+        raise failure
     return EXIT_TERMINATED if terminated else 0
+
+
+def _closed(output: Output, failure: OutputError | None) -> OutputError | None:
+    """Close an output; the run's first failure is the one reported."""
+    try:
+        output.close()
+    except OutputError as exc:
+        return failure or exc
+    return failure
+
+
+def _resolve_format(cfg: config_mod.Config, from_flag: bool) -> LineFormat | None:
+    """The parser `input.format` names; a bad value names `--format` when the flag gave it,
+    else the key and the config file."""
+    if from_flag:
+        return resolve_format(cfg.input.format, "--format")
+    return resolve_format(cfg.input.format, "input.format", cfg.source)
+
+
+def _check_storage_folders(cfg: config_mod.Config) -> None:
+    """At start, before any input: the spool and dead-letter folders can be written (or made)."""
+    where = f" (in {cfg.source})" if cfg.source != config_mod.Config().source else ""
+    for key in ("spool_dir", "dead_letter_dir"):
+        error = writable.folder_error(getattr(cfg.storage, key))
+        if error is not None:
+            raise ConfigError(f"storage.{key}: {error}{where}")
 
 
 def _sink_configs(
@@ -254,7 +291,7 @@ def _delivery_summary(sink_id: str, s: dict) -> str:
     if s["dead_lettered"]:
         line += f", {s['dead_lettered']} refused (dead-letter file)"
     if s["dropped"]:
-        line += f", {s['dropped']} DROPPED (spool full)"
+        line += f", {s['dropped']} DROPPED ({', '.join(s['dropped_by_reason']).replace('_', ' ')})"
     return line
 
 
@@ -273,7 +310,7 @@ def cmd_storage(args: argparse.Namespace) -> int:
         finally:
             sink.close()
         for line in done:
-            print(line)
+            _say(line)
     return 0
 
 
@@ -291,25 +328,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     finally:
         sink.close()
     if args.format == "json":
-        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        Output.stdout().write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        sys.stdout.write(report_mod.render_table(data))
+        Output.stdout().write(report_mod.render_table(data).encode())
     return 0
 
 
-def _open_for_writing(path: str, flag: str, binary: bool = False):
-    try:
-        return open(path, "wb" if binary else "w", encoding=None if binary else "utf-8")
-    except OSError as exc:
-        raise UsageError(f"{flag}: cannot write {path!r}: {exc.strerror}") from None
+def _say(line: str) -> None:
+    """One line on stdout, unbuffered: a failed write is an OutputError naming stdout."""
+    Output.stdout().write(line.encode() + b"\n")
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """What `pipe` would refuse at start with this file: the same checks, the same messages."""
     cfg = config_mod.load(args.path)
-    resolve_format(cfg.input.format)
+    _resolve_format(cfg, from_flag=False)
+    if any(s.url != "stdout:" for s in cfg.sinks):
+        _check_storage_folders(cfg)
     lookup = open_country_lookup(cfg)
     where = f", country database {lookup.path}" if lookup else ", no country database"
-    print(f"{args.path}: ok{where}")
+    _say(f"{args.path}: ok{where}")
     return 0
 
 
@@ -319,8 +357,8 @@ def cmd_geoip(args: argparse.Namespace) -> int:
     from sidecar.geoip_build import ATTRIBUTION, build
 
     summary = build(args.source_dir, args.output)
-    print(summary)
-    print(ATTRIBUTION)
+    _say(summary)
+    _say(ATTRIBUTION)
     return 0
 
 
@@ -339,14 +377,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().print_help(sys.stderr)
         return 2
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except SidecarError as exc:
         print(f"sidecar: error: {exc}", file=sys.stderr)
+        if isinstance(exc, OutputError):
+            _drop_stdout()
         return exc.exit_code
     except BrokenPipeError:
         # stdout closed early (`| head`): leave quietly, as Unix tools do
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _drop_stdout()
         return EXIT_SIGPIPE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    return code
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's own flush at exit stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

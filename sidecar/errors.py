@@ -26,3 +26,9 @@ class SinkError(SidecarError):
     """A storage failure that could not be buffered."""
 
     exit_code = 1
+
+
+class OutputError(SidecarError):
+    """A write to stdout or an output file failed (a full disk): exit 1, naming the output."""
+
+    exit_code = 1

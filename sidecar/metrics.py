@@ -7,7 +7,11 @@ from input), a drop or dead-letter reason from a fixed list. No label ever holds
 
 from __future__ import annotations
 
+import errno
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
+
+from sidecar.writable import replaceable_file_error
 
 DROP_REASONS = ("spool_full",)
 DEAD_LETTER_REASONS = ("schema", "data", "other")
@@ -66,5 +70,11 @@ class Metrics:
         )
 
     def write_textfile(self, path: str) -> None:
-        """For node_exporter's textfile collector (batch jobs such as `sidecar pipe`)."""
+        """For node_exporter's textfile collector (batch jobs such as `sidecar pipe`).
+
+        The file is written aside and renamed over `path`, so a path that is not a regular file
+        (a device, a FIFO, a folder) is refused with an OSError rather than replaced."""
+        error = replaceable_file_error(path)
+        if error is not None:
+            raise OSError(errno.EINVAL, error)
         write_to_textfile(path, self.registry)

@@ -8,7 +8,6 @@ through a pool of forked workers with a bounded number of chunks in flight.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import multiprocessing
 import re
@@ -20,8 +19,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from sidecar.formats.base import LineFormat
-from sidecar.formats.detect import detect
-from sidecar.formats.nginx_json import JsonFormat
+from sidecar.formats.detect import fit_format as fit_format  # moved there; kept importable
 from sidecar.formats.rewrite import Rewriter
 from sidecar.privacy.stage import PrivacyStage
 from sidecar.record import CleanRecord, RawRequest
@@ -178,21 +176,6 @@ class LinePipeline:
 
 def _no_format(line: str) -> RawRequest:
     raise Rejected(FORMAT_MISMATCH)
-
-
-def fit_format(fmt: LineFormat | None, first_chunk: bytes) -> LineFormat | None:
-    """The format to read the input with, from the first chunk: detected when `fmt` is None
-    (auto); a JSON format named without its keys learns them from the first object, so that
-    `--output rewrite` writes the input's own keys back."""
-    lines = [ln.rstrip("\r") for ln in first_chunk.decode("utf-8", "replace").split("\n")]
-    if fmt is None:
-        return detect(lines)
-    if isinstance(fmt, JsonFormat) and not fmt.keys:
-        first = next((ln for ln in lines if ln.startswith("{")), None)
-        if first is not None:
-            with contextlib.suppress(ValueError):
-                return fmt.learn_keys(first)
-    return fmt
 
 
 # --- workers ---------------------------------------------------------------------------------

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import os
 import re
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -110,7 +113,10 @@ def test_closed_stdout_exits_quietly(tmp_path: Path) -> None:
     [
         (("pipe", "--geoip", "/nonexistent/country.mmdb"), b"geoip.database: '/nonexistent"),
         (("pipe", "--format", "apache_fancy"), b"--format: unknown format 'apache_fancy'"),
-        (("pipe", "--format", "log_format x '$remote_addr $status'"), b"no a time"),
+        (
+            ("pipe", "--format", "log_format x '$remote_addr $status'"),
+            b"--format: log_format x has no time ($time_local",
+        ),
         (("pipe", "--workers", "0"), b"pipe.workers: must be an integer from 1 to 64"),
         (("pipe", "missing.log"), b"input file 'missing.log' not found"),
         (("pipe", "--config", "missing.toml"), b"config file 'missing.toml' not found"),
@@ -168,3 +174,179 @@ def test_metrics_textfile(tmp_path: Path) -> None:
     assert 'sidecar_lines_rejected_total{reason="format_mismatch"} 1.0' in text
     assert "sidecar_records_delivered_total{sink=" in text and "} 3.0" in text
     assert not SECRETS.search(prom.read_bytes())
+
+
+# --- outputs that fail: a full disk, a device or a folder where a file should be -------------
+
+LINE = HOSTILE[: HOSTILE.index(b"\n") + 1]
+QUIET = (b"Traceback", b"Exception ignored")
+
+
+@pytest.mark.parametrize(
+    "args, name",
+    [((), b"stdout"), (("--rejects", "/dev/full"), b"--rejects"),
+     (("--stats", "/dev/full"), b"--stats")],
+)  # fmt: skip
+def test_a_full_disk_ends_in_one_clear_line(args: tuple[str, ...], name: bytes) -> None:
+    full = open("/dev/full", "wb")  # noqa: SIM115 - stdout of the child
+    with full:
+        out = subprocess.run(
+            [sys.executable, "-m", "sidecar", "pipe", *GEO, *args],
+            input=LINE * 3 + b"not a log line\n",
+            stdout=full if not args else subprocess.DEVNULL,
+            stderr=subprocess.PIPE, cwd=PROJECT, timeout=60, check=False,
+        )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    errors = [ln for ln in out.stderr.splitlines() if ln.startswith(b"sidecar: error:")]
+    assert errors == [b"sidecar: error: " + name + b": No space left on device"]
+    assert not any(q in out.stderr for q in QUIET), out.stderr
+    assert not SECRETS.search(out.stderr)
+
+
+@pytest.mark.parametrize("command", [("check-config", "config/sidecar.toml"), ("--version",)])
+def test_a_full_disk_on_stdout_for_other_commands(command: tuple[str, ...]) -> None:
+    with open("/dev/full", "wb") as full:
+        out = subprocess.run([sys.executable, "-m", "sidecar", *command], stdout=full,
+                             stderr=subprocess.PIPE, cwd=PROJECT, timeout=60, check=False)  # fmt: skip
+    if command[0] == "--version":  # argparse prints and exits itself: at least no traceback
+        assert b"Traceback" not in out.stderr
+        return
+    assert out.returncode == 1
+    assert out.stderr.strip() == b"sidecar: error: stdout: No space left on device"
+
+
+def test_metrics_textfile_must_be_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "metrics.fifo"  # a FIFO, not a real device: the old code replaced it
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path, tmp_path / "missing" / "x.prom"):
+        out = run_sidecar("pipe", *GEO, "--metrics-textfile", str(path), input=HOSTILE)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith(b"sidecar: error: --metrics-textfile: "), out.stderr
+        assert out.stdout == b""  # refused before any input is read
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+# --- storage folders: checked at start, by pipe and check-config alike -----------------------
+
+
+@pytest.mark.parametrize("key", ["spool_dir", "dead_letter_dir"])
+@pytest.mark.parametrize("where", ["/proc/sidecar-spool", "below-a-file/spool", "a-file"])
+def test_an_unwritable_storage_folder_is_refused_at_start(
+    tmp_path: Path, key: str, where: str
+) -> None:
+    (tmp_path / "below-a-file").write_text("")
+    (tmp_path / "a-file").write_text("")
+    folder = where if where.startswith("/") else str(tmp_path / where)
+    db = tmp_path / "a.db"
+    cfg = tmp_path / "sidecar.toml"
+    cfg.write_text(f'[storage]\n{key} = "{folder}"\n[[sinks]]\nurl = "sqlite:{db}"\n')
+    for args in (("pipe", *GEO, "--config", str(cfg)), ("check-config", str(cfg))):
+        out = run_sidecar(*args, input=HOSTILE)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith(f"sidecar: error: storage.{key}: ".encode()), out.stderr
+        assert str(cfg).encode() in out.stderr and out.stdout == b""
+    assert not db.exists()  # nothing opened, nothing read
+
+
+def test_storage_folders_are_checked_without_leaving_anything(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    cfg = tmp_path / "sidecar.toml"
+    cfg.write_text(f'[storage]\nspool_dir = "{tmp_path}/s/spool"\n'
+                   f'dead_letter_dir = "{tmp_path}/d"\n')  # fmt: skip
+    out = run_sidecar("pipe", *GEO, "--config", str(cfg), "--sink", f"sqlite:{db}", input=LINE)
+    assert out.returncode == 0, out.stderr
+    assert not (tmp_path / "s").exists() and not (tmp_path / "d").exists()
+
+
+def test_stdout_alone_needs_no_storage_folder(tmp_path: Path) -> None:
+    cfg = tmp_path / "sidecar.toml"
+    cfg.write_text('[storage]\nspool_dir = "/proc/sidecar-spool"\n')
+    out = run_sidecar("pipe", *GEO, "--config", str(cfg), input=LINE)
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 1
+
+
+# --- config messages: the key and file, never a secret ---------------------------------------
+
+
+def test_a_bad_format_names_where_it_came_from(tmp_path: Path) -> None:
+    cfg = tmp_path / "sidecar.toml"
+    cfg.write_text("[input]\nformat = \"log_format x '$remote_addr $status'\"\n")
+    from_file = run_sidecar("pipe", *GEO, "--config", str(cfg), input=b"")
+    checked = run_sidecar("check-config", str(cfg))
+    for out in (from_file, checked):
+        assert out.returncode == 2
+        assert out.stderr.startswith(b"sidecar: error: input.format: log_format x has no time")
+        assert str(cfg).encode() in out.stderr and b"--format" not in out.stderr
+    assert from_file.stderr == checked.stderr
+    from_flag = run_sidecar("pipe", *GEO, "--config", str(cfg), "--format", "bogus", input=b"")
+    assert from_flag.returncode == 2
+    assert from_flag.stderr.startswith(b"sidecar: error: --format: unknown format 'bogus': ")
+
+
+@pytest.mark.parametrize(
+    "toml, key",
+    [('[[sinks]]\nurl = "stdout:"\npassword = 12345678\n', b"sinks[0].password"),
+     ('[[sinks]]\nurl = "clickhouse:ftp://u:12345678@h/"\n', b"sinks[0].url"),
+     ("[storage]\nshutdown_timeout_secs = inf\n", b"storage.shutdown_timeout_secs"),
+     ('[[sinks]]\nurl = "stdout:"\ntimeout_secs = nan\n', b"sinks[0].timeout_secs"),
+     ("[storage]\nretry_max_secs = 1e308\n", b"storage.retry_max_secs")],
+)  # fmt: skip
+def test_check_config_refuses_what_pipe_refuses(tmp_path: Path, toml: str, key: bytes) -> None:
+    cfg = tmp_path / "sidecar.toml"
+    cfg.write_text(toml)
+    for args in (("check-config", str(cfg)), ("pipe", *GEO, "--config", str(cfg))):
+        out = run_sidecar(*args, input=b"")
+        assert out.returncode == 2 and out.stderr.startswith(b"sidecar: error: " + key)
+        assert b"12345678" not in out.stderr
+
+
+# --- a live pipe: junk first, a pause, then the log; the clock starts before the first read --
+
+
+def _reading_stdin(pid: int, timeout: float = 20) -> None:
+    """Wait until the process sleeps reading a pipe (where the kernel tells), else `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if "pipe" in Path(f"/proc/{pid}/wchan").read_text():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+
+def _live_run(*pieces: bytes, pause: float) -> tuple[bytes, bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "pipe", *GEO],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    for piece in pieces:
+        time.sleep(0.2)
+        _reading_stdin(proc.pid)
+        time.sleep(pause)
+        proc.stdin.write(piece)
+        proc.stdin.flush()
+    proc.stdin.close()
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = proc.stdout.read(), proc.stderr.read()  # small: neither pipe fills
+    assert proc.wait(timeout=60) == 0, err
+    return out, err
+
+
+@pytest.mark.parametrize("junk", [b"GET /healthz HTTP/1.1\n", b"\n", b"\x16\x03\x01\n"])
+def test_a_live_pipe_detects_past_a_junk_first_chunk(junk: bytes) -> None:
+    good = [
+        f'192.0.2.{i} - - [24/Nov/2026:10:00:0{i} +0100] "GET /v/{i} HTTP/1.1" 200 {i} '
+        f'"-" "curl/8"\n'.encode()
+        for i in range(1, 6)
+    ]
+    out, err = _live_run(junk, b"".join(good), pause=0.3)
+    assert [orjson.loads(x)["path"] for x in out.splitlines()] == [f"/v/{i}" for i in range(1, 6)]
+    assert b"no known log format" not in err and b"6 lines in, 5 records out" in err
+
+
+def test_the_summary_counts_the_wait_for_the_first_line() -> None:
+    _, err = _live_run(LINE, pause=1.5)
+    secs = float(re.search(rb", ([0-9.]+) s, ", err).group(1))  # type: ignore[union-attr]
+    assert secs >= 1.4, err

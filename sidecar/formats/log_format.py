@@ -34,15 +34,15 @@ def parse_directive(text: str) -> tuple[str, str, str]:
     try:
         words = shlex.split(stripped.rstrip(";").rstrip(), posix=True)
     except ValueError as exc:
-        raise UsageError(f"--format: cannot read the log_format directive ({exc})") from None
+        raise UsageError(f"cannot read the log_format directive ({exc})") from None
     if len(words) < 3:
-        raise UsageError("--format: a log_format directive needs a name and a format string")
+        raise UsageError("a log_format directive needs a name and a format string")
     name, rest = words[1], words[2:]
     escape = "default"
     if rest and rest[0].startswith("escape="):
         escape = rest.pop(0).partition("=")[2]
         if escape not in ("default", "json", "none"):
-            raise UsageError(f"--format: escape={escape} is not default, json or none")
+            raise UsageError(f"escape={escape} is not default, json or none")
     return name, escape, "".join(rest)
 
 
@@ -94,13 +94,14 @@ class TemplateFormat(LineFormat):
             what
             for what, ok in (
                 ("$remote_addr", "remote_addr" in names),
-                ("a time ($time_local, $time_iso8601 or $msec)", names & set(TIME_VARS)),
+                ("time ($time_local, $time_iso8601 or $msec)", names & set(TIME_VARS)),
                 ("$status", "status" in names),
             )
             if not ok
         ]
         if missing:
-            raise UsageError(f"--format {name}: the log format has no {' and no '.join(missing)}")
+            listed = ", no ".join(missing[:-1]) + (" and no " if len(missing) > 1 else "")
+            raise UsageError(f"log_format {name} has no {listed}{missing[-1]}")
         parts: list[str] = []
         index: dict[str, int] = {}  # canonical name -> regex group number - 1
         for i, seg in enumerate(self.segments):
@@ -136,6 +137,6 @@ def compile_log_format(text: str) -> LineFormat:
         # a key whose value is not exactly one variable ("$request_method $uri") is not read
         keys = {key: quoted or bare for key, quoted, bare in _JSON_PAIR.findall(template)}
         if not keys:
-            raise UsageError(f'--format {name}: a JSON log format with no "key":"$variable"')
+            raise UsageError(f'log_format {name} is JSON with no "key":"$variable" pair')
         return JsonFormat(name, {key: canonical(var) for key, var in keys.items()})
     return TemplateFormat(name, template, escape)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import itertools
 
-from sidecar.formats.detect import SAMPLE_LINES, detect
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sidecar.formats.base import LineFormat
+from sidecar.formats.clf import clf_format
+from sidecar.formats.detect import DETECT_CHUNKS, SAMPLE_LINES, detect, fit_format, fit_stream
 from sidecar.formats.nginx_json import JsonFormat
-from sidecar.pipeline import fit_format
+from sidecar.record import RawRequest
 from tests.conftest import MATOMO_LOGS
 
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36"
@@ -155,3 +161,86 @@ def test_detect_format_on_a_chunk_with_crlf_and_invalid_utf8() -> None:
 def test_matomo_samples(file: str, name: str | None) -> None:
     fmt = fit_format(None, (MATOMO_LOGS / file).read_bytes())
     assert (fmt.name if fmt is not None else None) == name
+
+
+# --- past the first lines: junk ahead of the log, a live pipe, a parser that fails ----------
+
+
+def test_junk_ahead_of_the_sample_does_not_hide_the_log() -> None:
+    lines = ["GET /healthz", ""] * (SAMPLE_LINES + 10) + [SAMPLES["combined"]] * 3
+    fmt = detect(lines)
+    assert fmt is not None and fmt.name == "combined"
+
+
+def test_a_broken_json_line_ahead_does_not_hide_the_json_log() -> None:
+    broken = SAMPLES["nginx-json"][:-1]  # no closing brace: learns no keys
+    fmt = detect(["{oops", broken, SAMPLES["nginx-json"], SAMPLES["nginx-json"]])
+    assert fmt is not None and fmt.name == "nginx-json"
+
+
+def _chunk(*lines: str) -> bytes:
+    return "".join(line + "\n" for line in lines).encode()
+
+
+@pytest.mark.parametrize("junk", ["GET /healthz", "", "\x00\x01", "hello from 192.0.2.9"])
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_detection_reads_on_while_nothing_matched(junk: str, name: str) -> None:
+    chunks = [_chunk(junk), _chunk(junk, junk), _chunk(SAMPLES[name], SAMPLES[name])]
+    fmt, stream, any_input = fit_stream(None, iter(chunks))
+    assert fmt is not None and fmt.name == name
+    assert list(stream) == chunks and any_input  # every chunk read is handed back, in order
+
+
+def test_detection_on_a_stream_is_bounded() -> None:
+    read: list[int] = []
+
+    def junk_forever():
+        for i in itertools.count():
+            read.append(i)
+            yield _chunk(f"junk {i}")
+
+    fmt, stream, any_input = fit_stream(None, junk_forever())
+    assert fmt is None and any_input and len(read) == DETECT_CHUNKS
+    assert next(stream) == _chunk("junk 0")
+
+
+def test_no_input_is_no_format() -> None:
+    fmt, stream, any_input = fit_stream(None, iter([]))
+    assert fmt is None and not any_input and list(stream) == []
+
+
+def test_a_named_format_reads_one_chunk_only() -> None:
+    named = JsonFormat()
+    chunks = [_chunk(SAMPLES["nginx-json"]), _chunk("never read")]
+    fmt, stream, _ = fit_stream(named, iter(chunks))
+    assert isinstance(fmt, JsonFormat) and "remote_addr" in fmt.keys.values()
+    assert list(stream) == chunks
+
+
+class _Buggy(LineFormat):
+    """A parser with a bug: it fails in a way no parser should (a real one did, on `msec=1e17`)."""
+
+    name = "buggy"
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def parse(self, line: str) -> RawRequest:
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc", [OverflowError("x"), OSError(75, "x"), ValueError(), KeyError()])
+def test_a_failing_parser_is_a_non_match(exc: Exception) -> None:
+    combined = clf_format("combined")
+    fmt = detect([SAMPLES["combined"]] * 3, [_Buggy(exc), combined])
+    assert fmt is combined
+    assert detect([SAMPLES["combined"]], [_Buggy(exc)]) is None
+
+
+@settings(max_examples=300)
+@given(st.lists(st.text(max_size=200), max_size=20))
+def test_detection_never_raises(lines: list[str]) -> None:
+    # log-like pieces around random text, so that parsers get past their first checks
+    shaped = [f'192.0.2.1 - - [{t}] "GET /{t} HTTP/1.1" {t} 1 msec={t}' for t in lines]
+    detect(lines + shaped + ["{" + t for t in lines])
+    fit_stream(None, iter([_chunk(*lines), _chunk(*shaped)]))

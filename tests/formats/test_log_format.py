@@ -125,16 +125,14 @@ def test_tokenize(template: str, segments: tuple) -> None:
     [
         ("$remote_addr $time_local", "no $status"),
         ("[$time_local] $status", "no $remote_addr"),
-        ("$remote_addr $status", "no a time ($time_local, $time_iso8601 or $msec)"),
+        ("$remote_addr $status", "no time ($time_local, $time_iso8601 or $msec)"),
         ("$remote_user [$time_local] $status", "no $remote_addr"),  # an unread name is no client
-        ("$host $request", "no $remote_addr and no a time"),
-        ("just text", "no $remote_addr and no a time"),
+        ("$host $request", "no $remote_addr, no time ("),
+        ("just text", "no $remote_addr, no time ($time_local, $time_iso8601 or $msec) and no $st"),
     ],
 )
 def test_missing_required_variables(template: str, missing: str) -> None:
-    with pytest.raises(
-        UsageError, match=re.escape(f"--format custom: the log format has {missing}")
-    ):
+    with pytest.raises(UsageError, match=re.escape(f"log_format custom has {missing}")):
         compile_log_format(template)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.errors import UsageError
+from sidecar.errors import ConfigError, UsageError
 from sidecar.formats.log_format import TemplateFormat
 from sidecar.formats.nginx_json import JsonFormat
 from sidecar.formats.registry import NAMES, resolve
@@ -63,3 +63,27 @@ def test_unknown_name_lists_the_known_ones(spec: str) -> None:
 def test_a_log_format_missing_a_variable_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match=r"has no \$status"):
         resolve("$remote_addr [$time_local]")
+
+
+@pytest.mark.parametrize(
+    "spec", ["bogus", "$remote_addr [$time_local]", "log_format x '$status';", '{"a":"b"}']
+)
+def test_a_bad_value_names_its_key_and_file(spec: str) -> None:
+    with pytest.raises(UsageError) as flag:
+        resolve(spec)
+    assert str(flag.value).startswith("--format: ")
+    with pytest.raises(ConfigError) as key:
+        resolve(spec, "input.format", "/etc/sidecar.toml")
+    message = str(key.value)
+    assert message.startswith("input.format: ") and message.endswith(" (in /etc/sidecar.toml)")
+    assert "--format" not in message and key.value.exit_code == 2
+    assert message.removeprefix("input.format: ").removesuffix(" (in /etc/sidecar.toml)") == str(
+        flag.value
+    ).removeprefix("--format: ")
+
+
+def test_a_config_file_without_a_directive(tmp_path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("# log_format commented '$remote_addr';\nhttp {}\n")
+    with pytest.raises(UsageError, match=r"^--format: '.*nginx.conf' holds no log_format"):
+        resolve(str(conf))
