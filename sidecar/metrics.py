@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, writ
 
 from sidecar.writable import replaceable_file_error
 
-DROP_REASONS = ("spool_full",)
+DROP_REASONS = ("spool_full", "spool_write_failed", "dead_letter_write_failed", "shutdown_timeout")
 DEAD_LETTER_REASONS = ("schema", "data", "other")
 
 

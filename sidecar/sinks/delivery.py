@@ -10,10 +10,19 @@ bytes and age (`batch_max_rows`, `batch_max_bytes`, `batch_timeout_secs`). Each 
 - or, when the store refuses it, written to the dead-letter file with the store's message.
 `close()` (end of input, SIGTERM) cuts the last batch and tries the spool once more within
 `shutdown_timeout_secs`; what is left stays in the spool, durable, for the next start.
+
+Every record is accounted for, whatever fails: delivered, dead-lettered, left in the spool, or
+dropped with a reason (metrics.DROP_REASONS) - the spool is full, the spool or the dead-letter
+file cannot be written (the disk is read-only or full, the folder cannot be made), or the store
+still held it when `close()` gave up. `close()` returns within `shutdown_timeout_secs` (and a
+second) even when a store hangs; a failing disk never makes the loop spin. Repeated warnings
+are throttled per sink and kind, and name the sink and the error, never data.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import queue
 import random
@@ -21,20 +30,21 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import orjson
 
 from sidecar.config import SinkConfig, StorageConfig
 from sidecar.metrics import Metrics
 from sidecar.record import CleanBatch, CleanRecord, as_batch
 from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
+from sidecar.sinks.dead_letter import DeadLetters
 from sidecar.sinks.spool import Spool
+from sidecar.sinks.throttle import ThrottledLog
 
 log = logging.getLogger(__name__)
 _STOP = object()
-_MESSAGE_CHARS = 2000
+#: how long `close()` waits past `shutdown_timeout_secs` for an attempt already under way
+CLOSE_MARGIN_SECS = 1.0
 
 
 @dataclass
@@ -44,6 +54,11 @@ class DeliveryStats:
     dropped: int = 0
     dead_lettered: int = 0
     left_in_spool: int = 0
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)  # metrics.DROP_REASONS
+
+    def drop(self, records: int, reason: str) -> None:
+        self.dropped += records
+        self.dropped_by_reason[reason] = self.dropped_by_reason.get(reason, 0) + records
 
 
 class Delivery:
@@ -65,7 +80,15 @@ class Delivery:
         self.spool = Spool(Path(storage.spool_dir) / sink.id, storage.spool_max_bytes,
                            storage.spool_full)  # fmt: skip
         self.dead_letter_path = Path(storage.dead_letter_dir) / f"{sink.id}.jsonl"
+        self.dead_letters = DeadLetters(self.dead_letter_path)
         self.stats = DeliveryStats()
+        self.warn = ThrottledLog(log)  # one line per kind of failure per 10 s, not per batch
+        # the books: what came in (spooled by a former run, or submitted) must come out
+        self._carried_over = self.spool.records
+        self._submitted = 0
+        self._submit_lock = threading.Lock()
+        self._stopping = False  # _STOP was taken from the queue
+        self._abandoned = False  # close() gave up waiting: this thread no longer counts
         self._queue: queue.Queue = queue.Queue(maxsize=queue_chunks)
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.id}", daemon=True)
         self._batch = bytearray()  # JSON lines of clean records (CleanBatch.data)
@@ -96,34 +119,67 @@ class Delivery:
         batch = as_batch(batch)
         if batch.count:
             self._queue.put(batch)
+            with self._submit_lock:
+                self._submitted += batch.count
 
     def close(self) -> DeliveryStats:
-        """Flush everything; wait at most `shutdown_timeout_secs` for a store that is down."""
-        self._queue.put(_STOP)
-        self._thread.join()
+        """Flush everything; wait at most `shutdown_timeout_secs` for a store that is down
+        (and CLOSE_MARGIN_SECS more for an attempt under way), whatever the store or the disk
+        does. What is then neither delivered nor spooled is counted as dropped."""
+        budget = self.storage.shutdown_timeout_secs
+        self._deadline = self.clock() + budget
+        give_up = time.monotonic() + budget + CLOSE_MARGIN_SECS
+        with contextlib.suppress(queue.Full):  # the thread is stuck and the queue full
+            self._queue.put(_STOP, timeout=max(0.0, give_up - time.monotonic()))
+        self._thread.join(max(0.0, give_up - time.monotonic()))
+        locked = self._lock.acquire(timeout=0.1)  # a thread stuck holding it...
+        try:  # ...does not stop the count
+            self._abandoned = self._thread.is_alive()
+            self._settle()
+        finally:
+            if locked:
+                self._lock.release()
+        return replace(self.stats, dropped_by_reason=dict(self.stats.dropped_by_reason))
+
+    def _settle(self) -> None:
+        """Close the books: what came in and is neither delivered, dead-lettered, dropped nor
+        in the spool is counted as dropped (the store still held it, or a bug lost it)."""
         self.stats.left_in_spool = self.spool.records
-        return self.stats
+        s = self.stats
+        missing = (self._carried_over + self._submitted
+                   - s.delivered - s.dead_lettered - s.dropped - s.left_in_spool)  # fmt: skip
+        if missing <= 0:
+            return
+        self.metrics.records_dropped.labels(self.label, "shutdown_timeout").inc(missing)
+        s.drop(missing, "shutdown_timeout")
+        why = "the store still held them" if self._abandoned else "lost by an unexpected error"
+        log.error("sink %s: %d records neither delivered nor spooled at shutdown (%s): dropped",
+                  self.label, missing, why)  # fmt: skip
 
     # --- the delivery thread ----------------------------------------------------------------
     def _run(self) -> None:
         self._open()
-        stopping = False
-        while True:
+        while not self._finished():
             try:
-                stopping = self._step(stopping)
+                self._step()
             except Exception:  # a bug must not kill delivery silently: log it, keep the data
-                log.exception("sink %s: unexpected error in delivery", self.label)
+                self.warn.exception("bug", "sink %s: unexpected error in delivery", self.label)
                 self._schedule_retry()
-            if stopping and (not self.spool or self.clock() >= self._deadline):  # type: ignore[operator]
-                break
-            if stopping and self._retry_at > self._deadline:  # type: ignore[operator]
-                break  # the next try is past the deadline: leave the rest in the spool
         if self._senders is not None:
             self._senders.shutdown(wait=True)
         try:
             self.sink.close()
         except Exception:
             log.exception("sink %s: error while closing", self.label)
+
+    def _finished(self) -> bool:
+        if self._abandoned:
+            return True
+        if not self._stopping:
+            return False
+        if not self.spool or self.clock() >= self._deadline:  # type: ignore[operator]
+            return True
+        return self._retry_at > self._deadline  # type: ignore[operator]  # the rest stays spooled
 
     def _open(self) -> None:
         try:
@@ -132,28 +188,36 @@ class Delivery:
             log.warning("sink %s not available at start: %s", self.label, exc)
             self._schedule_retry()
 
-    def _step(self, stopping: bool) -> bool:
+    def _step(self) -> None:
         timeout = self._wait_time()
         try:
-            item = self._queue.get(timeout=timeout) if timeout is None or timeout > 0 else None
+            if timeout is None or timeout > 0:
+                item = self._queue.get(timeout=timeout)
+            else:  # something is due now: look at the queue without waiting, but look
+                item = self._queue.get_nowait()
         except queue.Empty:
             item = None
         if item is _STOP:
-            stopping = True
-            self._deadline = self.clock() + self.storage.shutdown_timeout_secs
+            self._stopping = True  # kept on self: an error below must not forget it
         elif item is not None:
             self._add(item)
-        if self._batch_count and (stopping or self._batch_age() >= self.cfg.batch_timeout_secs):
+        if self._batch_count and (
+            self._stopping or self._batch_age() >= self.cfg.batch_timeout_secs
+        ):
             self._cut()
-        if stopping:
+        if self._stopping:
             self._wait_for_senders()  # what failed in flight is in the spool now
         self._replay_due()
-        return stopping
 
     def _wait_for_senders(self) -> None:
+        """Until every batch in flight is settled, or the shutdown deadline."""
+        taken = 0
         for _ in range(self._concurrency):
-            self._slots.acquire()
-        for _ in range(self._concurrency):
+            left = self._deadline - self.clock()  # type: ignore[operator]
+            if not self._slots.acquire(timeout=max(0.0, left)):
+                break
+            taken += 1
+        for _ in range(taken):
             self._slots.release()
 
     def _wait_time(self) -> float | None:
@@ -163,8 +227,8 @@ class Delivery:
             waits.append(self._batch_started + self.cfg.batch_timeout_secs - now)
         if self.spool:
             waits.append(self._retry_at - now)
-        if self._deadline is not None:
-            waits.append(self._deadline - now)
+        if self._stopping:
+            waits.append(self._deadline - now)  # type: ignore[operator]
         return max(0.0, min(waits)) if waits else None
 
     def _batch_age(self) -> float:
@@ -211,7 +275,7 @@ class Delivery:
         try:
             self._attempt(batch)
         except Exception:
-            log.exception("sink %s: unexpected error in a sender", self.label)
+            self.warn.exception("bug", "sink %s: unexpected error in a sender", self.label)
             self._to_spool(batch)
         finally:
             self._slots.release()
@@ -223,36 +287,47 @@ class Delivery:
         except SinkRejected as exc:
             self._dead_letter(batch, exc)
             if from_spool is not None:
-                self.spool.pop(from_spool)
+                self._pop(from_spool)
             return True
         except Exception as exc:  # SinkUnavailable, or anything unforeseen: keep and retry
             self.metrics.sink_retries.labels(self.label).inc()
             if not isinstance(exc, SinkUnavailable):
-                log.exception("sink %s: unexpected error; batch kept for retry", self.label)
+                self.warn.exception("bug", "sink %s: unexpected error; batch kept for retry",
+                                    self.label)  # fmt: skip
             else:
-                log.warning("sink %s unavailable (%s); %d records wait in the spool",
-                            self.label, exc, batch.count)  # fmt: skip
+                self.warn.warning("unavailable", "sink %s unavailable (%s); %d records kept for "
+                                  "a retry", self.label, exc, batch.count)  # fmt: skip
             if from_spool is None:
                 self._to_spool(batch)
             else:
                 self._schedule_retry()  # a replay failed: wait longer
             return False
         with self._lock:
+            if self._abandoned:
+                return True
             self.metrics.batch_seconds.labels(self.label).observe(time.perf_counter() - started)
             self.metrics.records_delivered.labels(self.label).inc(batch.count)
             self.stats.delivered += batch.count
             if from_spool is not None:
-                self.spool.pop(from_spool)
+                self._pop(from_spool)
             self._backoff = 0.0
         return True
 
     def _to_spool(self, batch: CleanBatch) -> None:
         with self._lock:
-            stored, dropped = self.spool.push(batch)
+            try:
+                stored, dropped = self.spool.push(batch)
+            except OSError as exc:  # read-only, full, no such folder: count, never spin
+                self._drop(batch.count, "spool_write_failed")
+                self.warn.warning("spool", "sink %s: cannot write the spool (%s): %d records "
+                                  "dropped", self.label, _os_error(exc), batch.count)  # fmt: skip
+                return
+            if self._abandoned:
+                return
             if dropped:
-                self.metrics.records_dropped.labels(self.label, "spool_full").inc(dropped)
-                self.stats.dropped += dropped
-                log.warning("spool of %s full: dropped %d records", self.label, dropped)
+                self._drop(dropped, "spool_full")
+                self.warn.warning("spool_full", "spool of %s full: dropped %d records",
+                                  self.label, dropped)  # fmt: skip
             if stored:
                 self.metrics.records_spooled.labels(self.label).inc(batch.count)
                 self.stats.spooled += batch.count
@@ -260,9 +335,30 @@ class Delivery:
             if not self._retry_at:
                 self._schedule_retry()
 
+    def _pop(self, path: Path) -> None:
+        try:
+            self.spool.pop(path)
+        except OSError as exc:  # forgotten all the same; on disk it is sent again next start
+            self.warn.warning("spool_pop", "sink %s: cannot remove a delivered batch from the "
+                              "spool (%s); it may be sent again", self.label,
+                              _os_error(exc))  # fmt: skip
+
+    def _drop(self, records: int, reason: str) -> None:
+        with self._lock:
+            if self._abandoned:
+                return
+            self.metrics.records_dropped.labels(self.label, reason).inc(records)
+            self.stats.drop(records, reason)
+
     def _replay_due(self) -> None:
-        while self.spool and self.clock() >= self._retry_at:
-            head = self.spool.peek()
+        while self.spool and self.clock() >= self._retry_at and not self._abandoned:
+            try:
+                head = self.spool.peek()
+            except OSError as exc:  # unreadable for now: try again later, never spin
+                self.warn.warning("spool_read", "sink %s: cannot read the spool (%s)",
+                                  self.label, _os_error(exc))  # fmt: skip
+                self._schedule_retry()
+                break
             if head is None:
                 break
             path, batch = head
@@ -279,17 +375,27 @@ class Delivery:
             self._retry_at = self.clock() + random.uniform(0.5, 1.0) * self._backoff  # jitter
 
     def _dead_letter(self, batch: CleanBatch, exc: SinkRejected) -> None:
-        message = str(exc)[:_MESSAGE_CHARS]
+        message = str(exc)
         with self._lock:
-            self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.dead_letter_path, "ab") as fh:
-                for record in batch.records():
-                    line = {"reason": exc.reason, "message": message, "record": record}
-                    fh.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+            try:
+                self.dead_letters.write(batch, exc.reason, message)
+            except OSError as err:
+                self._drop(batch.count, "dead_letter_write_failed")
+                self.warn.warning("dead_letter", "sink %s: cannot write the dead-letter file "
+                                  "(%s): %d refused records dropped", self.label, _os_error(err),
+                                  batch.count)  # fmt: skip
+                return
+            if self._abandoned:
+                return
             self.metrics.records_dead_lettered.labels(self.label, exc.reason).inc(batch.count)
             self.stats.dead_lettered += batch.count
-        log.error("sink %s refused %d records (%s): %s", self.label, batch.count, exc.reason,
-                  message[:200])  # fmt: skip
+        self.warn.error("refused", "sink %s refused %d records (%s): %s", self.label, batch.count,
+                        exc.reason, message[:200])  # fmt: skip
+
+
+def _os_error(exc: OSError) -> str:
+    """`EROFS`, `ENOSPC`, ...: what went wrong, without the paths or data a message may hold."""
+    return errno.errorcode.get(exc.errno, type(exc).__name__) if exc.errno else type(exc).__name__
 
 
 def _lines_fitting(data: bytes, rows: int, size: int) -> tuple[int, int]:

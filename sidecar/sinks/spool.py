@@ -5,10 +5,14 @@ renamed, so a crash leaves whole batches or none: `kill -9` loses nothing alread
 the next start replays it. Files hold clean records only (JSON lines of the schema).
 When a batch would not fit in `max_bytes`, the policy decides: `drop_oldest` evicts the oldest
 batches, `drop_newest` refuses the new one. Every dropped record is counted and reported.
+A push the disk refuses (read-only, full, a folder that cannot be made) raises OSError and
+changes nothing: no temporary file is left and no older batch is evicted for it.
+Sizes and record counts are kept as running totals: replaying a long spool stays linear.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -28,53 +32,78 @@ class Spool:
         self.policy = policy
         self._lock = threading.Lock()
         self._files: deque[tuple[Path, int, int]] = deque()  # (path, records, bytes)
+        self._records = 0
+        self._bytes = 0
         for tmp in self.dir.glob("*.tmp"):  # a write cut short by a crash: never acknowledged
-            tmp.unlink()
+            with contextlib.suppress(OSError):  # a read-only spool still replays
+                tmp.unlink()
         for path in sorted(self.dir.iterdir()) if self.dir.is_dir() else ():
             m = _NAME.match(path.name)
             if m:
-                self._files.append((path, int(m.group(2)), path.stat().st_size))
+                self._append(path, int(m.group(2)), path.stat().st_size)
         self._next = int(_NAME.match(self._files[-1][0].name).group(1)) + 1 if self._files else 1  # type: ignore[union-attr]
 
     @property
     def bytes(self) -> int:
-        return sum(f[2] for f in self._files)
+        return self._bytes
 
     @property
     def records(self) -> int:
-        return sum(f[1] for f in self._files)
+        return self._records
 
     def __len__(self) -> int:
         return len(self._files)
 
     def push(self, batch: CleanBatch | Sequence[CleanRecord]) -> tuple[bool, int]:
-        """Store a batch durably: (stored, records dropped to keep the bound, old or new)."""
+        """Store a batch durably: (stored, records dropped to keep the bound, old or new).
+        Raises OSError, having changed nothing, when the disk does not take it."""
         batch = as_batch(batch)
         data = batch.data
-        dropped = 0
         with self._lock:
             if len(data) > self.max_bytes or (
-                self.policy == "drop_newest" and self.bytes + len(data) > self.max_bytes
+                self.policy == "drop_newest" and self._bytes + len(data) > self.max_bytes
             ):
                 return False, batch.count
-            used = self.bytes
-            while self._files and used + len(data) > self.max_bytes:
-                path, n, size = self._files.popleft()
-                path.unlink(missing_ok=True)
-                dropped, used = dropped + n, used - size
-            seq = self._next
+            final = self.dir / f"{self._next:016d}-{batch.count}.jsonl"
+            self._write(final, data)
             self._next += 1
+            dropped = 0  # evicted only once the new batch is safe: a failed push evicts nothing
+            while self._files and self._bytes + len(data) > self.max_bytes:
+                path, n, _ = self._popleft()
+                with contextlib.suppress(OSError):  # left behind: replayed again, never lost
+                    path.unlink(missing_ok=True)
+                dropped += n
+            self._append(final, batch.count, len(data))
+        return True, dropped
+
+    def _write(self, final: Path, data: bytes) -> None:
+        """`data` in `final`, fsynced, through a temporary name; on any failure neither file
+        is left behind and the OSError goes up."""
+        tmp = final.with_suffix(".tmp")
+        try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            final = self.dir / f"{seq:016d}-{batch.count}.jsonl"
-            tmp = final.with_suffix(".tmp")
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
             _fsync_dir(self.dir)
-            self._files.append((final, batch.count, len(data)))
-        return True, dropped
+        except BaseException:
+            for path in (tmp, final):
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+            raise
+
+    def _append(self, path: Path, records: int, size: int) -> None:
+        self._files.append((path, records, size))
+        self._records += records
+        self._bytes += size
+
+    def _popleft(self) -> tuple[Path, int, int]:
+        path, records, size = self._files.popleft()
+        self._records -= records
+        self._bytes -= size
+        return path, records, size
 
     def peek(self) -> tuple[Path, CleanBatch] | None:
         """The oldest batch, left in place until `pop`."""
@@ -85,11 +114,12 @@ class Spool:
         return path, CleanBatch(path.read_bytes(), count)
 
     def pop(self, path: Path) -> None:
-        """Forget a batch once the store has confirmed it."""
+        """Forget a batch once the store has confirmed it. Raises OSError when its file cannot
+        be removed; the batch is forgotten all the same (the next start may send it again)."""
         with self._lock:
             if self._files and self._files[0][0] == path:
-                self._files.popleft()
-            path.unlink(missing_ok=True)
+                self._popleft()
+        path.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -6,9 +6,16 @@ then run against the real SqliteSink, made unavailable by another connection's l
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
+import os
 import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,11 +24,13 @@ import orjson
 import pytest
 
 from sidecar.config import SinkConfig
-from sidecar.metrics import Metrics
-from sidecar.record import CleanRecord
+from sidecar.metrics import DROP_REASONS, Metrics
+from sidecar.record import CleanBatch, CleanRecord
 from sidecar.sinks.base import SinkRejected
-from sidecar.sinks.delivery import Delivery, DeliveryStats
+from sidecar.sinks.delivery import CLOSE_MARGIN_SECS, Delivery, DeliveryStats
+from sidecar.sinks.spool import Spool
 from sidecar.sinks.sqlite import SqliteSink
+from tests.conftest import PROJECT
 from tests.sinks import DoubleSink, numbered, numbers, record, start, storage, wait_until
 
 
@@ -50,10 +59,11 @@ def assert_accounted(
     ), stats
     assert sample(metrics, "sidecar_records_delivered_total", sink=label) == stats.delivered
     assert sample(metrics, "sidecar_records_spooled_total", sink=label) == stats.spooled
-    assert (
-        sample(metrics, "sidecar_records_dropped_total", sink=label, reason="spool_full")
-        == stats.dropped
-    )
+    assert sum(stats.dropped_by_reason.values()) == stats.dropped
+    for reason in DROP_REASONS:
+        assert sample(
+            metrics, "sidecar_records_dropped_total", sink=label, reason=reason
+        ) == stats.dropped_by_reason.get(reason, 0), reason
     assert dead_lettered_total(metrics, label) == stats.dead_lettered
     assert sample(metrics, "sidecar_spool_bytes", sink=label) == delivery.spool.bytes
     assert stats.left_in_spool == delivery.spool.records
@@ -515,3 +525,251 @@ def test_concurrent_sends_lose_nothing_and_count_everything(tmp_path: Path) -> N
     assert stats.delivered == 100 and stats.left_in_spool == 0
     assert sorted(n for b in sink.batches for n in numbers(b)) == list(range(100))
     assert_accounted(delivery, metrics, stats, 100)
+
+
+# --- an unusable disk, a store that hangs ----------------------------------------------------------
+# Root is not stopped by permission bits: a folder under /proc (nothing can be made there) or
+# below a regular file is what a read-only or broken disk looks like to the spool.
+def unusable(tmp_path: Path, kind: str) -> str:
+    if kind == "proc":
+        return f"/proc/sidecar-test-{os.getpid()}/spool"
+    (tmp_path / "a-file").write_bytes(b"")
+    return str(tmp_path / "a-file" / "spool")
+
+
+def close_within(delivery: Delivery, limit: float) -> DeliveryStats:
+    """`delivery.close()`, failing (not hanging) when it takes longer than `limit` seconds."""
+    result: list[DeliveryStats] = []
+    closer = threading.Thread(target=lambda: result.append(delivery.close()), daemon=True)
+    t0 = time.monotonic()
+    closer.start()
+    closer.join(limit + 5.0)
+    elapsed = time.monotonic() - t0
+    assert result, f"close() did not return within {limit + 5.0} s"
+    assert elapsed < limit, f"close() took {elapsed:.2f} s, more than {limit} s"
+    return result[0]
+
+
+PRIVATE = ("cdn.example.org", "203.0.113", "www.google.com", "Firefox")  # record contents
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+@pytest.mark.parametrize("kind", ["proc", "below_a_file"])
+def test_an_unwritable_spool_counts_the_records_as_dropped_and_close_returns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, kind: str, concurrency: int
+) -> None:
+    # before: the OSError escaped the step that took _STOP, the loop forgot it was stopping
+    # and spun at 100 % CPU forever; close() never returned and the records were not counted
+    sink = DoubleSink(batch_max_rows=2, batch_timeout_secs=60.0)
+    sink.concurrency = concurrency
+    sink.up.clear()
+    store = storage(tmp_path, spool_dir=unusable(tmp_path, kind), shutdown_timeout_secs=0.3)
+    with caplog.at_level(logging.WARNING, logger="sidecar.sinks.delivery"):
+        delivery, metrics = start(sink, store)
+        for i in range(0, 10, 2):
+            delivery.submit(numbered(2, start=i))
+        cpu0 = time.process_time()
+        stats = close_within(delivery, 0.3 + 1.5)
+    assert time.process_time() - cpu0 < 1.0  # no busy loop while closing
+    assert stats.delivered == 0 and stats.left_in_spool == 0 and stats.spooled == 0
+    assert stats.dropped_by_reason == {"spool_write_failed": 10}
+    assert_accounted(delivery, metrics, stats, 10)
+    spool_warnings = [r for r in caplog.records if "cannot write the spool" in r.getMessage()]
+    assert len(spool_warnings) == 1  # throttled: not one per batch
+    text = spool_warnings[0].getMessage()
+    assert sink.id in text and ("ENOENT" in text or "ENOTDIR" in text), text
+    assert not any(p in caplog.text for p in PRIVATE)
+    if kind == "below_a_file":
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no temp file left
+
+
+def test_a_spool_that_fails_mid_run_keeps_what_it_holds_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    sink = DoubleSink(batch_max_rows=2, batch_timeout_secs=0.01)
+    sink.up.clear()
+    store = storage(tmp_path, shutdown_timeout_secs=0.2, retry_initial_secs=10.0)
+    delivery, metrics = start(sink, store)
+    delivery.submit(numbered(4))
+    wait_until(lambda: delivery.spool.records == 4, what="two batches spooled")
+    # the disk goes away under the spool: its folder can no longer take a file
+    spool_dir = Path(delivery.spool.dir)
+    moved = tmp_path / "moved"
+    spool_dir.rename(moved)
+    spool_dir.write_bytes(b"")  # a file where the folder was
+    delivery.submit(numbered(6, start=4))
+    wait_until(lambda: delivery.stats.dropped == 6, what="the new batches dropped")
+    stats = close_within(delivery, 0.2 + 1.5)
+    assert stats.dropped_by_reason == {"spool_write_failed": 6}
+    assert stats.spooled == 4 and stats.left_in_spool == 4  # still known, still on disk
+    assert_accounted(delivery, metrics, stats, 10)
+    assert sorted(p.suffix for p in moved.iterdir()) == [".jsonl", ".jsonl"]
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_an_unwritable_dead_letter_file_counts_the_refused_records_as_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, concurrency: int
+) -> None:
+    sink = DoubleSink(
+        batch_max_rows=2,
+        batch_timeout_secs=60.0,
+        reject=lambda r: "data" if r["status"] == 999 else None,
+    )
+    sink.concurrency = concurrency
+    recs = numbered(6)
+    recs[3] = record(ts=recs[3]["ts"], bytes=3, status=999)  # the batch [2, 3] is refused
+    store = storage(tmp_path, dead_letter_dir=unusable(tmp_path, "below_a_file"))
+    with caplog.at_level(logging.WARNING, logger="sidecar.sinks.delivery"):
+        delivery, metrics = start(sink, store)
+        delivery.submit(recs)
+        stats = close_within(delivery, 3.0 + 1.5)
+    assert sorted(numbers(sink.delivered)) == [0, 1, 4, 5]  # delivery went on
+    assert stats.dropped_by_reason == {"dead_letter_write_failed": 2}
+    assert stats.dead_lettered == 0
+    assert_accounted(delivery, metrics, stats, 6)
+    assert "cannot write the dead-letter file (ENOTDIR)" in caplog.text
+    assert not any(p in caplog.text for p in PRIVATE)
+
+
+class HangingSink(DoubleSink):
+    """A store that takes the connection and never answers (until `release` is set)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def write_batch(self, records: CleanBatch) -> None:
+        self.entered.set()
+        self.release.wait(30.0)
+        super().write_batch(records)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_close_returns_in_time_when_the_store_hangs_and_counts_what_it_held(
+    tmp_path: Path, concurrency: int
+) -> None:
+    # before: close() joined the delivery thread with no timeout: it hung as long as the store
+    sink = HangingSink(batch_max_rows=2, batch_timeout_secs=0.01)
+    sink.concurrency = concurrency
+    shutdown = 0.3
+    delivery, metrics = start(sink, storage(tmp_path, shutdown_timeout_secs=shutdown))
+    delivery.submit(numbered(2))
+    assert sink.entered.wait(5.0)
+    for i in range(2, 12, 2):  # queued behind the write that hangs (the queue holds 8)
+        delivery.submit(numbered(2, start=i))
+    stats = close_within(delivery, shutdown + CLOSE_MARGIN_SECS + 0.5)
+    try:
+        assert stats.delivered == 0
+        assert stats.dropped_by_reason.get("shutdown_timeout", 0) > 0
+        assert_accounted(delivery, metrics, stats, 12)
+    finally:
+        sink.release.set()
+    # what the store finally takes after close() gave up changes neither the stats returned
+    # nor the counters: they were final
+    wait_until(lambda: not delivery._thread.is_alive(), 10.0, "the delivery thread to end")
+    assert sample(metrics, "sidecar_records_delivered_total", sink=sink.id) == 0
+    assert_accounted(delivery, metrics, stats, 12)
+
+
+def test_repeated_warnings_are_throttled_per_sink(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = DoubleSink(batch_max_rows=1, batch_timeout_secs=0.01)
+    sink.up.clear()
+    store = storage(tmp_path, spool_dir=unusable(tmp_path, "below_a_file"))
+    with caplog.at_level(logging.WARNING, logger="sidecar.sinks.delivery"):
+        delivery, metrics = start(sink, store)
+        for i in range(30):
+            delivery.submit(numbered(1, start=i))
+        stats = delivery.close()
+    assert stats.dropped_by_reason == {"spool_write_failed": 30}
+    assert_accounted(delivery, metrics, stats, 30)
+    # before: 30 "unavailable" lines and 30 tracebacks; now one line of each kind per 10 s
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert sum("unavailable" in m for m in messages) == 1
+    assert sum("cannot write the spool" in m for m in messages) == 1
+
+
+def test_the_spool_is_not_summed_per_replayed_batch(tmp_path: Path) -> None:
+    """Replaying n batches costs O(n), not O(n**2): the spool keeps running totals."""
+    # the next retry falls past the deadline: close() spools the rest and ends at once
+    store = storage(tmp_path, retry_initial_secs=30.0, retry_max_secs=30.0)
+    sink = DoubleSink(batch_max_rows=1, batch_timeout_secs=60.0)
+    sink.up.clear()
+    d1, _ = start(sink, store)
+    d1.submit(numbered(200))
+    assert d1.close().left_in_spool == 200
+    spool = Spool(store.spool_dir + "/" + sink.id, 1 << 30, "drop_oldest")
+    files = list(spool._files)
+    spool._files = CountingDeque(files)  # counts full walks over the spool's files
+    again = DoubleSink(batch_max_rows=1, batch_timeout_secs=60.0)
+    d2 = Delivery(again, again.config, storage(tmp_path), Metrics())
+    d2.spool = spool
+    d2.start()
+    stats = d2.close()
+    assert stats.delivered == 200
+    assert spool._files.walks < 10, spool._files.walks  # before: one walk per batch (and more)
+
+
+class CountingDeque(collections.deque):
+    walks = 0
+
+    def __iter__(self):  # type: ignore[override]
+        CountingDeque.walks += 1
+        return super().__iter__()
+
+
+# --- end to end: `sidecar pipe` with a store down and a spool that stops working ---------------
+def test_pipe_with_an_unreachable_store_and_a_broken_spool_exits_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    """The spool folder is writable at start (the start check passes) and turned into a file
+    once delivery runs; then SIGTERM: the process ends in time, the stats count every record."""
+    spool = tmp_path / "spool"
+    stats_path = tmp_path / "stats.json"
+    config = tmp_path / "sidecar.toml"
+    config.write_text(
+        f'[storage]\nspool_dir = "{spool}"\ndead_letter_dir = "{tmp_path / "dl"}"\n'
+        "shutdown_timeout_secs = 1.0\nretry_initial_secs = 0.05\n"
+        '[geoip]\ndatabase = ""\n'
+        '[[sinks]]\nurl = "clickhouse:http://127.0.0.1:9/?database=a&table=b"\nbatch_timeout_secs = 60.0\n'
+        "timeout_secs = 1.0\n"
+    )
+    lines = b"".join(
+        b'203.0.113.%d - - [24/Nov/2026:09:00:00 +0000] "GET /v/a/%d.ts HTTP/1.1" 200 10 '
+        b'"-" "Mozilla/5.0"\n' % (i, i)
+        for i in range(1, 41)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "pipe", "--config", str(config),
+         "--format", "combined", "--stats", str(stats_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=PROJECT,
+    )  # fmt: skip
+    try:
+        assert proc.stdin is not None and proc.stderr is not None
+        proc.stdin.write(lines)
+        proc.stdin.flush()
+        # the delivery thread is running once it reports the store down (ClickHouse's open()
+        # connects at start)
+        first = proc.stderr.readline()
+        assert b"not available at start" in first, first
+        if spool.is_dir():
+            shutil.rmtree(spool)
+        spool.write_bytes(b"")  # no folder can be made there any more
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert elapsed < 1.0 + CLOSE_MARGIN_SECS + 3.0, elapsed  # before: never (spinning)
+    assert proc.returncode != 0  # terminated
+    [sink_stats] = orjson.loads(stats_path.read_bytes())["sinks"].values()
+    assert sink_stats["dropped_by_reason"] == {"spool_write_failed": 40}
+    assert sink_stats["delivered"] == 0 and sink_stats["left_in_spool"] == 0
+    assert b"DROPPED (spool write failed)" in err
+    assert b"203.0.113" not in err and b"/v/a/" not in err

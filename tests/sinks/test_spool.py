@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections import deque
 from pathlib import Path
 
 import orjson
@@ -197,3 +199,61 @@ def test_files_hold_only_the_clean_records_as_json_lines(tmp_path: Path) -> None
     assert all(list(r) == list(FIELDS) for r in parsed)  # the schema's keys, in order, nothing else
     _, peeked = spool.peek()  # type: ignore[misc]
     assert peeked.records() == batch and all(type(r) is CleanRecord for r in peeked)
+
+
+# --- a disk that refuses ------------------------------------------------------------------------
+def unusable(tmp_path: Path, kind: str) -> Path:
+    """A folder no file can be made in, even by root: under /proc, or below a regular file."""
+    if kind == "proc":
+        return Path(f"/proc/sidecar-test-{os.getpid()}")
+    (tmp_path / "a-file").write_bytes(b"")
+    return tmp_path / "a-file" / "spool"
+
+
+@pytest.mark.parametrize("kind", ["proc", "below_a_file"])
+def test_a_push_the_disk_refuses_raises_and_changes_nothing(tmp_path: Path, kind: str) -> None:
+    spool = Spool(unusable(tmp_path, kind), 1 << 20, "drop_oldest")
+    with pytest.raises(OSError):
+        spool.push(numbered(3))
+    assert len(spool) == 0 and spool.records == 0 and spool.bytes == 0
+    if kind == "below_a_file":
+        assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
+
+
+def test_a_failed_push_evicts_nothing_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    bs = batches(3, 2)
+    spool = Spool(tmp_path / "s", encoded(bs[0]) + encoded(bs[1]), "drop_oldest")
+    spool.push(bs[0])
+    spool.push(bs[1])  # full: the next push would evict the oldest
+    (tmp_path / "s").rename(tmp_path / "moved")
+    (tmp_path / "s").write_bytes(b"")  # the folder is gone, a file in its place
+    with pytest.raises(OSError):
+        spool.push(bs[2])
+    # before: the oldest batch was evicted first, then the write failed - two batches gone
+    assert len(spool) == 2 and spool.records == 4
+    assert sorted(p.suffix for p in (tmp_path / "moved").iterdir()) == [".jsonl", ".jsonl"]
+
+
+def test_records_and_bytes_are_running_totals(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20, "drop_oldest")
+    bs = batches(50, 2)
+    for b in bs:
+        spool.push(b)
+    spool._files = Unwalkable(spool._files)  # type: ignore[assignment]
+    # before: every call summed all files: replaying a long spool was quadratic
+    assert spool.records == 100 and spool.bytes == sum(map(encoded, bs))
+
+
+class Unwalkable(deque):
+    def __iter__(self):  # type: ignore[override]
+        raise AssertionError("walked the whole spool")
+
+
+def test_a_write_that_fails_midway_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A full disk once the temporary file is open (ENOSPC at the write or the fsync)."""
+    spool = Spool(tmp_path, 1 << 20, "drop_oldest")
+    (tmp_path / "0000000000000001-3.tmp").symlink_to("/dev/full")  # the next push's temp name
+    with pytest.raises(OSError, match="No space"):
+        spool.push(numbered(3))
+    assert list(tmp_path.iterdir()) == [] and len(spool) == 0  # before: the .tmp was left
+    assert spool.push(numbered(3)) == (True, 0) and drain(spool) == [[0, 1, 2]]
