@@ -5,7 +5,8 @@ What counts as an address here (docs/privacy.md says the same for a reader):
   `0x` hex, each at most 255: `203.0.113.7`, `203.0.0113.102`, `203.0.113.0x4d`. A quad may be
   glued to other letters or digits (`v1198.51.100.23x`) or follow a colon-separated prefix
   (`cam:1:203.0.113.11`); in a longer dotted run every window of four parts is one.
-- IPv4 as one `0x` number of 7 or 8 significant hex digits (`0xcb00711a`).
+- IPv4 as one `0x` number of 7 or 8 significant hex digits (`0xcb00711a`), also when more hex
+  digits are glued after them.
 - IPv6 in any text form (RFC 4291), with embedded IPv4, 6to4 and zone ids: struck like a client
   address (privacy.ip). A run of hex groups and colons that is no address (a cut-off address, a
   MAC address) keeps as many leading groups as `ipv6_prefix_bits` allows (`a:b:c::` at 48),
@@ -206,6 +207,12 @@ class LiteralMasker:
                     kept.append(f"{int(group, 16) & self._v6_partial:x}")
                 break
             kept.append(group)
+        if len(kept) >= 2 and run[0][-4:].lower() == "2002" and all(map(_hex_group, run[1:3])):
+            # 6to4: the 32 bits after 2002 are a whole IPv4 address, struck as one
+            v4 = self.masker.mask_int_v4(int(run[1] or "0", 16) << 16 | int(run[2] or "0", 16))
+            kept[1:3] = [f"{v4 >> 16:x}", f"{v4 & 0xFFFF:x}"][: len(kept) - 1]
+        if all(not g for g in run[len(kept) :]) and kept == run[: len(kept)]:
+            return run  # nothing but `::` after what is kept: nothing to strike
         return [*kept, "", ""] if len(kept) < len(run) else kept
 
     def _dotted(self, token: str) -> str:
@@ -218,9 +225,16 @@ class LiteralMasker:
 
     def _hex32(self, m: re.Match[str]) -> str:
         digits = m.group(1)
-        if not 7 <= len(digits) <= 8:
+        if len(digits) < 7:
             return m.group()
-        return f"0x{self.masker.mask_int_v4(int(digits, 16)):08x}"
+        mask = self.masker.mask_int_v4
+        if len(digits) == 7:
+            return f"0x{mask(int(digits, 16)):07x}"
+        # eight digits or more: the first eight, and the first seven (more hex glued after
+        # them), are each read as an address
+        eight = f"{mask(int(digits[:8], 16)):08x}"
+        seven = f"{mask(int(eight[:7], 16)):07x}"
+        return f"0x{seven}{eight[7]}{digits[8:]}"
 
     def _dotted_windows(self, token: str) -> str:
         parts = token.split(".")
