@@ -141,19 +141,23 @@ DEFAULT_SINK = "sqlite:data/analytics.db"
 _SECRET_PARAM = re.compile(r"(?i)([?&;][^=&#;]*(?:pass|key|token|secret|auth|sig)[^=&#;]*=)[^&#;]*")
 
 
+# where the authority starts: `scheme://` or `sink:http(s)://` (not `sink:user://`)
+_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?:https?:)?//")
+
+
 def redact_url(url: str) -> str:
     """A URL fit for messages, file names and metric labels: userinfo and secret query
     parameters (`password=`, `api_key=`, `token=`, `secret=`, `auth=`, ...) replaced by `***`.
 
     The userinfo is all before the last `@` ahead of the query, so a password holding `@` or
-    `/` is hidden whole; without `//` (a mistyped `clickhouse:user:pw@host`), all after the
-    first `:` is."""
+    `/` is hidden whole; without a `scheme://` (a mistyped `clickhouse:user:pw@host`), all
+    after the first `:` is."""
     cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
     head, tail = url[:cut], url[cut:]
     at = head.rfind("@")
     if at >= 0:
-        slashes = head.find("//")
-        start = slashes + 2 if 0 <= slashes < at else head.find(":") + 1
+        authority = _AUTHORITY.match(head)
+        start = authority.end() if authority and authority.end() <= at else head.find(":") + 1
         head = head[:start] + "***" + head[at:]
     return head + _SECRET_PARAM.sub(r"\1***", tail)
 
