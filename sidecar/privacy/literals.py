@@ -174,8 +174,9 @@ class LiteralMasker:
                 if k == len(first) and j == len(last):
                     continue  # the token itself: tried above
                 addr = parse_ip(first[len(first) - k :] + middle + last[:j])
-                if addr is not None:
-                    return first[: len(first) - k] + self.masker.mask(addr) + last[j:]
+                if addr is not None:  # the glued text around it may hold an IPv4 still
+                    before, after = first[: len(first) - k], last[j:]
+                    return self._dotted(before) + self.masker.mask(addr) + self._dotted(after)
         return None
 
     def _hex_runs(self, groups: list[str]) -> list[str]:
