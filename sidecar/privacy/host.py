@@ -25,7 +25,8 @@ from sidecar.privacy.ip import Address, Masker, parse_ip
 from sidecar.privacy.literals import LiteralMasker, folded, percent_decoded
 
 _FORBIDDEN = frozenset(" \t\n\r#/<>?@[\\]^|%\"'`{}") | frozenset(map(chr, range(0x20))) | {"\x7f"}
-_DASH_QUAD = re.compile(r"(?<![0-9])(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})(?![0-9])")
+# a dash-separated quad in a label, its ends possibly glued to more digits (`55523-56-64-177`)
+_DASH_QUAD = re.compile(r"(?<![0-9])(\d++)-(\d{1,3})-(\d{1,3})-(\d++)")
 _MAX_HOST = 253
 _V4_LIMITS = (1 << 32, 1 << 24, 1 << 16, 1 << 8)
 
@@ -123,7 +124,13 @@ class HostRule:
         return f"[{struck}]" if ":" in struck else struck
 
     def _dash_quad(self, m: re.Match[str]) -> str:
-        octets = [int(g) for g in m.groups()]
-        if any(o > 255 for o in octets):
+        first, second, third, last = m.groups()
+        if int(second) > 255 or int(third) > 255:
             return m.group()
-        return "-".join(str(o & bm) for o, bm in zip(octets, self._byte_masks, strict=True))
+        m0, m1, m2, m3 = self._byte_masks
+        return "-".join([
+            first if m0 == 0xFF else "0",  # glued digits: which of them the octet is is unknown
+            str(int(second) & m1),
+            str(int(third) & m2),
+            last if m3 == 0xFF else "0",
+        ])  # fmt: skip
