@@ -100,7 +100,7 @@ _ROW = itemgetter(*FIELDS)
 
 
 def _columns() -> str:
-    return ",\n  ".join(f"{name} {_TYPES.get(kind, 'TEXT')}" for name, (kind, _, _) in SCHEMA.items())
+    return ",\n  ".join(f"{name} {_TYPES.get(f.type, 'TEXT')}" for name, f in SCHEMA.items())
 
 
 _DDL = (
