@@ -1,7 +1,7 @@
 """Adversarial lines: what one line costs per KiB of it, from 1 KiB to 64 KiB, now and at a
 baseline revision, in one run.
 
-    .venv/bin/python bench/adversarial.py [--baseline fc5aa7b] [--cap 5] [--families digits,...]
+    .venv/bin/python bench/adversarial.py [--baseline fc5aa7b] [--rev REV] [--cap 5] [--families F]
 
 Each family is a line shape an attacker controls (a long digit run in the path, `1:` repeated,
 nested percent-encoding, a long user agent, a line that fails parsing and is struck whole, ...),
