@@ -157,14 +157,12 @@ class LinePipeline:
                     data = encode(record)  # first: a record that fails to encode is not kept
                     keep(record)
                     out += data
-            except Rejected as rej:
+            except Exception as exc:  # Rejected, or what no rule meant: this line only
                 n_rejected += 1
-                rejected[EMPTY if not line or line.isspace() else rej.reason] += 1
-                if self.keep_rejects and line:
-                    rejects.append(self.strike(line))
-            except Exception:  # no rule meant it: this line only, its text never in a message
-                n_rejected += 1
-                rejected[INTERNAL_ERROR] += 1
+                if not isinstance(exc, Rejected):
+                    rejected[INTERNAL_ERROR] += 1  # its text never in a message
+                else:
+                    rejected[EMPTY if not line or line.isspace() else exc.reason] += 1
                 if self.keep_rejects and line:
                     rejects.append(self.strike(line))
         n_in = len(lines) + rejected[INVALID_UTF8]

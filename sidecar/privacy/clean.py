@@ -23,18 +23,17 @@ import string
 from collections.abc import Callable
 
 from sidecar.cache import bounded
+from sidecar.privacy.geo import NOT_COUNTRIES
 from sidecar.privacy.host import HostRule
 from sidecar.privacy.literals import LiteralMasker
-from sidecar.privacy.useragent import BROWSER_NAMES, DEVICE_CLASSES, OS_NAMES, family_shape
+from sidecar.privacy.useragent import BROWSER_NAMES, DEVICE_CLASSES, OS_NAMES, family_or_other
 from sidecar.record import FIELDS, METHODS, PROTOCOLS, SCHEMA, CleanRecord
 
 #: the longest free-text value kept (nginx's default large_client_header_buffers is 8 KiB)
 MAX_TEXT_CHARS = 8192
 
-_NOT_COUNTRIES = frozenset({"EU", "AP", "ZZ", "XX"})
 COUNTRIES = (
-    frozenset(a + b for a in string.ascii_uppercase for b in string.ascii_uppercase)
-    - _NOT_COUNTRIES
+    frozenset(a + b for a in string.ascii_uppercase for b in string.ascii_uppercase) - NOT_COUNTRIES
 )
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,31}")
 
@@ -53,7 +52,7 @@ _FAMILIES = BROWSER_NAMES | OS_NAMES
 def is_family(value: str) -> bool:
     """Whether a browser or OS family is one of the parser's fixed names or has the strict
     shape of a name (privacy.useragent)."""
-    return value in _FAMILIES or family_shape(value)
+    return family_or_other(value, _FAMILIES) == value
 
 
 class RecordFactory:
@@ -62,7 +61,7 @@ class RecordFactory:
     def __init__(self, literals: LiteralMasker, hosts: HostRule) -> None:
         self.literals = literals
         self.hosts = hosts
-        self._family = bounded(_family, 4096, 64)
+        self._family = bounded(lambda name: family_or_other(name, _FAMILIES), 4096, 64)
         checks: dict[str, Callable | frozenset | None] = {
             "text": self.text,
             "host": hosts.scrub,
@@ -98,8 +97,7 @@ class RecordFactory:
 
     def text(self, value: str) -> str:
         """The one free-text scrubber."""
-        if not (value.isascii() and value.isprintable()):
-            value = visible(value)
+        value = visible(value)
         if len(value) > MAX_TEXT_CHARS:
             value = value[:MAX_TEXT_CHARS]
         return self.literals.mask(value)
@@ -115,7 +113,3 @@ class RecordFactory:
             return None
         struck = struck.strip("[]")
         return f"{scheme}://{struck}" if sep else struck
-
-
-def _family(value: str) -> str:
-    return value if is_family(value) else "Other"

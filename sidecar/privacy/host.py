@@ -29,6 +29,8 @@ _FORBIDDEN = frozenset(" \t\n\r#/<>?@[\\]^|%\"'`{}") | frozenset(map(chr, range(
 _DASH_QUAD = re.compile(r"(?<![0-9])(\d++)-(\d{1,3})-(\d{1,3})-(\d++)")
 _MAX_HOST = 253
 _V4_LIMITS = (1 << 32, 1 << 24, 1 << 16, 1 << 8)
+_DIGITS = {8: frozenset("01234567"), 10: frozenset("0123456789"),
+           16: frozenset("0123456789abcdefABCDEF")}  # fmt: skip
 
 
 def _number(part: str) -> int | None:
@@ -40,7 +42,7 @@ def _number(part: str) -> int | None:
         part, radix = part[1:], 8
     if not part:
         return 0
-    digits = "0123456789abcdefABCDEF"[: 10 if radix == 10 else 8 if radix == 8 else 22]
+    digits = _DIGITS[radix]
     if not all(c in digits for c in part):
         return None
     part = part.lstrip("0") or "0"
@@ -87,8 +89,6 @@ class HostRule:
     def __init__(self, masker: Masker, literals: LiteralMasker, cache_entries: int = 8192) -> None:
         self.masker = masker
         self.literals = literals
-        v4_all = masker.mask_int_v4(0xFFFFFFFF)
-        self._byte_masks = [(v4_all >> s) & 0xFF for s in (24, 16, 8, 0)]
         self.scrub = bounded(self._scrub, cache_entries, 256)
 
     def _scrub(self, host: str) -> str | None:
@@ -127,7 +127,7 @@ class HostRule:
         first, second, third, last = m.groups()
         if int(second) > 255 or int(third) > 255:
             return m.group()
-        m0, m1, m2, m3 = self._byte_masks
+        m0, m1, m2, m3 = self.masker.v4_byte_masks
         return "-".join([
             first if m0 == 0xFF else "0",  # glued digits: which of them the octet is is unknown
             str(int(second) & m1),

@@ -84,13 +84,15 @@ def _is_port(text: str) -> bool:
 class Masker:
     """Strikes the tail of an address: `mask(addr)` gives the kept prefix as text."""
 
-    __slots__ = ("_v4_mask", "_v6_mask", "ipv4_bits", "ipv6_bits")
+    __slots__ = ("_v4_mask", "_v6_mask", "ipv4_bits", "ipv6_bits", "v4_byte_masks")
 
     def __init__(self, ipv4_bits: int = 24, ipv6_bits: int = 48) -> None:
         self.ipv4_bits = ipv4_bits
         self.ipv6_bits = ipv6_bits
         self._v4_mask = _V4_ALL ^ ((1 << (32 - ipv4_bits)) - 1)
         self._v6_mask = _V6_ALL ^ ((1 << (128 - ipv6_bits)) - 1)
+        #: the prefix as a mask per octet, first to last (24 bits: 255, 255, 255, 0)
+        self.v4_byte_masks = tuple((self._v4_mask >> s) & 0xFF for s in (24, 16, 8, 0))
 
     def mask_int_v4(self, n: int) -> int:
         return n & self._v4_mask

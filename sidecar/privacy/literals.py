@@ -43,7 +43,7 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _OCTAL = frozenset("01234567")
 _SAFE = "/:@!$&'()*+,;=-._~?"
 _MAX_DECODES = 8  # percent-decoding rounds: deeper than any encoding a client or proxy applies
-_DOTS = {"\u3002": ".", "\uff61": ".", "\uff0e": "."}  # full stops UTS 46 reads as dots
+_DOTS = str.maketrans("\u3002\uff61\uff0e", "...")  # full stops UTS 46 reads as dots
 
 
 def _octet_values(part: str) -> bool:
@@ -93,8 +93,7 @@ class LiteralMasker:
 
     def __init__(self, masker: Masker, cache_entries: int = 65536) -> None:
         self.masker = masker
-        v4_all = masker.mask_int_v4(0xFFFFFFFF)
-        self._byte_masks = [(v4_all >> s) & 0xFF for s in (24, 16, 8, 0)]
+        self._byte_masks = masker.v4_byte_masks
         self._v4_bits = masker.ipv4_bits
         self._v6_groups, rest = divmod(masker.ipv6_bits, 16)
         self._v6_partial = (0xFFFF << (16 - rest)) & 0xFFFF if rest else None
@@ -301,10 +300,7 @@ def _struck_octet(part: str, mask: int) -> str:
 def folded(text: str) -> str:
     """Unicode compatibility folding, as browsers read hosts: fullwidth digits and dots."""
     folded = unicodedata.normalize("NFKC", text)
-    if not folded.isascii():
-        for dot, ascii_dot in _DOTS.items():
-            folded = folded.replace(dot, ascii_dot)
-    return folded
+    return folded if folded.isascii() else folded.translate(_DOTS)
 
 
 def percent_decoded(text: str) -> str:

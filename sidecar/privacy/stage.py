@@ -61,10 +61,9 @@ class PrivacyStage:
             config.referrer.first_party_hosts,
             config.referrer.third_party,
             cache_entries=8192,
-            strike=self.literal_masker.mask,  # cached: first-party paths recur
-            host=self.hosts.scrub,
+            host=self.hosts.scrub,  # the path's literals: struck by the factory, once
         )
-        self.query = Query(config.query.allow, strike=self.literal_masker.mask)
+        self.query = Query(config.query.allow)  # its values: struck by the factory
         self.keep_path_params = config.path.keep_params
         self.useragent = UserAgent(config.useragent.mode, config.useragent.cache_entries)
         # hot-path bindings: scrub runs once per line

@@ -70,7 +70,7 @@ def family_shape(name: str) -> bool:
     return _SHAPE.fullmatch(name) is not None and _NOT_A_NAME.search(name) is None
 
 
-def _family(name: str | None, fixed: frozenset[str]) -> str:
+def family_or_other(name: str | None, fixed: frozenset[str]) -> str:
     """`name` when it is one of the `fixed` names or has the shape of one, else `Other`."""
     if name is None:
         return OTHER
@@ -137,8 +137,9 @@ def coarse(ua: str) -> tuple[str | None, str | None, str | None]:
         return None, None, None
     head = ua[:MAX_PARSED_CHARS]
     result = ua_parser.parse(head)
-    browser = _family(result.user_agent.family if result.user_agent else None, BROWSER_NAMES)
-    os_family = _family(result.os.family if result.os else None, OS_NAMES)
+    browser = family_or_other(result.user_agent.family if result.user_agent else None,
+                              BROWSER_NAMES)  # fmt: skip
+    os_family = family_or_other(result.os.family if result.os else None, OS_NAMES)
     return browser, os_family, device_class(head, result)
 
 

@@ -150,8 +150,7 @@ class Delivery:
                    - s.delivered - s.dead_lettered - s.dropped - s.left_in_spool)  # fmt: skip
         if missing <= 0:
             return
-        self.metrics.records_dropped.labels(self.label, "shutdown_timeout").inc(missing)
-        s.drop(missing, "shutdown_timeout")
+        self._count_drop(missing, "shutdown_timeout")
         why = "the store still held them" if self._abandoned else "lost by an unexpected error"
         log.error("sink %s: %d records neither delivered nor spooled at shutdown (%s): dropped",
                   self.label, missing, why)  # fmt: skip
@@ -345,10 +344,12 @@ class Delivery:
 
     def _drop(self, records: int, reason: str) -> None:
         with self._lock:
-            if self._abandoned:
-                return
-            self.metrics.records_dropped.labels(self.label, reason).inc(records)
-            self.stats.drop(records, reason)
+            if not self._abandoned:  # once close() gave up, it alone keeps the books
+                self._count_drop(records, reason)
+
+    def _count_drop(self, records: int, reason: str) -> None:
+        self.metrics.records_dropped.labels(self.label, reason).inc(records)
+        self.stats.drop(records, reason)
 
     def _replay_due(self) -> None:
         while self.spool and self.clock() >= self._retry_at and not self._abandoned:
