@@ -37,6 +37,7 @@ from sidecar.privacy.ip import Masker, parse_ip
 # a token: a maximal run of letters, digits, dots and colons that holds a dot, a colon or an x
 _TOKEN = re.compile(r"(?<![0-9A-Za-z.:])[0-9A-Za-z.:]*?[.:xX][0-9A-Za-z.:]*+")
 _HEX32 = re.compile(r"0[xX]0*+([0-9A-Fa-f]++)")
+_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f:.])[0-9A-Fa-f:.]++")  # hex groups, colons, dotted IPv4
 _TRAIL_HEX = re.compile(r"0[xX][0-9A-Fa-f]*+\Z")
 _TIME_LIKE = re.compile(r"\d{1,4}(?::\d{2}){1,3}(?:\.\d+)?")  # 2012:16:42:07, 10:00:00.123
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -143,12 +144,31 @@ class LiteralMasker:
         return self._dotted(token)
 
     def _colons(self, token: str) -> str:
+        groups = token.split(":")
+        if any(map(_breaks, groups[1:-1])):
+            # groups no address holds split the token (`::x::1`): the IPv4s in its groups
+            # struck, then each run of hex groups between them as a token of its own
+            text = ":".join(map(self._dotted, groups))
+            return _HEX_RUN.sub(self._hex_run, text)
+        return self._colon_run(token, groups)
+
+    def _hex_run(self, m: re.Match[str]) -> str:
+        run = m.group()
+        # a lone colon at an end separates the run from the group beside it; `::` belongs to it
+        head = ":" if run[:1] == ":" and run[:2] != "::" else ""
+        tail = ":" if run[-1:] == ":" and run[-2:] != "::" and len(run) > 1 else ""
+        core = run[len(head) : len(run) - len(tail)]
+        if core.count(":") < 2:
+            return run
+        return head + self._colon_run(core, core.split(":")) + tail
+
+    def _colon_run(self, token: str, groups: list[str]) -> str:
         if len(token) <= 64:
             found = self._glued_v6(token)
             if found is not None:
                 return found
         groups = [self._dotted(g) if "." in g or "x" in g or "X" in g else g
-                  for g in token.split(":")]  # fmt: skip
+                  for g in groups]  # fmt: skip
         if _TIME_LIKE.fullmatch(token):
             return ":".join(groups)
         return ":".join(self._hex_runs(groups))
@@ -285,6 +305,11 @@ class LiteralMasker:
                     part = part[: len(part) - cut] + "0"
             out.append(part)
         return ".".join(out)
+
+
+def _breaks(group: str) -> bool:
+    """A group no IPv6 address holds: neither up to four hex digits nor a dotted IPv4."""
+    return not _hex_group(group) and "." not in group
 
 
 def _hex_group(group: str) -> bool:

@@ -149,6 +149,10 @@ def test_any_text_is_handled(text: str) -> None:
         ("/v/２０３．０．１１３．８１", "/v/203.0.113.0"),
         # hex runs glued to text
         ("x2001:db8:85a3::8a2e:370:7334", "x2001:db8:85a3::"),
+        # an address that starts or ends at a group no address holds
+        ("/::x::1", "/::x::"),
+        ("/a:zz:2001:db8:85a3::7:zz:b", "/a:zz:2001:db8:85a3:::zz:b"),
+        ("::zz:203.0.113.5:zz::1", "::zz:203.0.113.0:zz::"),
         # deliberately left alone: ids, dates, short hex
         ("/v/3405803855/seg.ts", "/v/3405803855/seg.ts"),
         ("/2026-11-24/x", "/2026-11-24/x"),
