@@ -12,8 +12,9 @@ generated function (as dataclasses generate `__init__`) that applies, to every v
 - `address`, `time`, `number`: values the masker, the timestamp readers and the number parsers
   made, never input text.
 A kind without a check here fails at import, so a new field (CMCD, beacons, proxy headers)
-cannot reach a record unchecked. The rules before it (referrer, query, user agent) already give
-clean values; the factory makes sure of it again, at the cost of a cache look-up.
+cannot reach a record unchecked. Free text is struck here only, once (the stage hands the
+referrer's path and the kept query over unstruck); hosts and families, which their rules have
+already read, are checked again at the cost of a cache look-up.
 """
 
 from __future__ import annotations
