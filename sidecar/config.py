@@ -94,6 +94,72 @@ class PipeConfig:
     workers: int = _opt(1, _int_range(1, 64))
 
 
+def _host_port(allow_empty: bool) -> Check:
+    """`HOST:PORT` (`127.0.0.1:5514`, `[::1]:5514`, `localhost:9187`), or "" when allowed."""
+
+    def check(v: str) -> str | None:
+        if allow_empty and v == "":
+            return None
+        if split_host_port(v) is None:
+            return f"must be HOST:PORT (a port from 1 to 65535), got {_shown(v)}"
+        return None
+
+    return check
+
+
+def split_host_port(value: str) -> tuple[str, int] | None:
+    """(`127.0.0.1`, 5514) from `127.0.0.1:5514` (brackets around an IPv6 host); None if bad."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host or "/" in host or " " in host:
+        return None
+    return host, int(port)
+
+
+def _paths(values: tuple[str, ...]) -> str | None:
+    for v in values:
+        if not v.startswith("/") or "?" in v or "#" in v or " " in v:
+            return f"{v!r} is not a URL path (write '/beacon', no query)"
+    return None
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """`sidecar serve`: its sources, its HTTP endpoints, its state and its hand-off."""
+
+    syslog_udp: str = _opt("", _host_port(allow_empty=True))
+    syslog_unix: str = _opt("")
+    unix_socket_mode: int = _opt(0o660, _int_range(0, 0o777))
+    unix_socket_group: str = _opt("")
+    recv_buffer_bytes: int = _opt(4 << 20, _int_range(4096, 1 << 30))
+    follow: tuple[str, ...] = _opt([])
+    read_from: str = _opt("end", _one_of("end", "beginning"))
+    rotate_wait_secs: float = _opt(5.0, _secs(allow_zero=True))
+    glob_interval_secs: float = _opt(1.0, _secs())
+    poll_interval_secs: float = _opt(0.25, _secs())
+    checkpoint_interval_secs: float = _opt(1.0, _secs())
+    stdin: bool = _opt(False)
+    http: str = _opt("127.0.0.1:9187", _host_port(allow_empty=True))
+    state_dir: str = _opt("data/state")
+    flush_interval_secs: float = _opt(0.05, _secs())
+    flush_max_bytes: int = _opt(256 << 10, _int_range(1024, 64 << 20))
+    handoff_max_bytes: int = _opt(64 << 20, _int_range(1 << 16, 1 << 40))
+    shutdown_grace_secs: float = _opt(30.0, _secs())
+
+
+@dataclass(frozen=True)
+class BeaconConfig:
+    paths: tuple[str, ...] = _opt(["/beacon"], _paths)
+    allow: tuple[str, ...] = _opt(
+        ["event", "media", "position_secs", "duration_secs", "bitrate_kbps", "stall_secs",
+         "error", "player", "CMCD"],
+        _param_names,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class IpConfig:
     ipv4_prefix_bits: int = _opt(24, _int_range(0, 32))
@@ -174,6 +240,15 @@ def _sink_url(url: str) -> str | None:
     return None
 
 
+_NAME_SHAPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _sink_name(v: str) -> str | None:
+    if v == "" or (_NAME_SHAPE.match(v) and ".." not in v):
+        return None
+    return f"must be 1 to 64 letters, digits, '.', '_' or '-' (a folder, a label), got {_shown(v)}"
+
+
 @dataclass(frozen=True)
 class StorageConfig:
     """Where clean records go, and how they are kept safe on the way."""
@@ -194,6 +269,7 @@ class SinkConfig:
     """One `[[sinks]]` entry (or one `--sink URL`, with these defaults)."""
 
     url: str = _opt("", _sink_url)
+    name: str = _opt("", _sink_name)
     batch_max_rows: int = _opt(100_000, _int_range(1, 1_000_000))
     batch_max_bytes: int = _opt(16 << 20, _int_range(1024, 1 << 30))
     batch_timeout_secs: float = _opt(1.0, _secs())
@@ -214,6 +290,8 @@ class SinkConfig:
 class Config:
     input: InputConfig = field(default_factory=InputConfig)
     pipe: PipeConfig = field(default_factory=PipeConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    beacon: BeaconConfig = field(default_factory=BeaconConfig)
     ip: IpConfig = field(default_factory=IpConfig)
     geoip: GeoipConfig = field(default_factory=GeoipConfig)
     referrer: ReferrerConfig = field(default_factory=ReferrerConfig)

@@ -15,6 +15,9 @@ from sidecar.writable import replaceable_file_error
 
 DROP_REASONS = ("spool_full", "spool_write_failed", "dead_letter_write_failed", "shutdown_timeout")
 DEAD_LETTER_REASONS = ("schema", "data", "other")
+#: where lines come from: `sidecar pipe`'s files and stdin, `sidecar serve`'s sources
+SOURCES = ("pipe", "stdin", "syslog_udp", "syslog_unix", "follow")
+RELOAD_RESULTS = ("ok", "refused")
 
 
 class Metrics:
@@ -68,6 +71,35 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+
+        self.source_lines = Counter(
+            "sidecar_source_lines_total", "Input lines read, by source.", ["source"], registry=r
+        )
+        self.datagrams = Counter(
+            "sidecar_datagrams_total", "Syslog datagrams received.", ["source"], registry=r
+        )
+        self.datagrams_malformed = Counter(
+            "sidecar_datagrams_malformed_total",
+            "Syslog datagrams that were not syslog (skipped), by reason.",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.datagrams_kernel_dropped = Counter(
+            "sidecar_datagrams_kernel_dropped_total",
+            "Datagrams the kernel dropped on the socket before sidecar read them (/proc/net/udp).",
+            ["source"],
+            registry=r,
+        )
+        self.records_overflowed = Counter(
+            "sidecar_records_overflowed_total",
+            "Clean records put straight into the spool because the in-memory hand-off was full.",
+            ["sink"],
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "sidecar_config_reloads_total", "SIGHUP config reloads, by result.", ["result"],
+            registry=r,
+        )  # fmt: skip
 
     def write_textfile(self, path: str) -> None:
         """For node_exporter's textfile collector (batch jobs such as `sidecar pipe`).
