@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar import reject
-from sidecar.metrics import DEAD_LETTER_REASONS, DROP_REASONS, Metrics
+from sidecar.metrics import DEAD_LETTER_REASONS, DROP_REASONS, RELOAD_RESULTS, SOURCES, Metrics
 from sidecar.sinks.base import SinkRejected
 from sidecar.sinks.clickhouse import DATA_CODES, RETRYABLE_CODES, SCHEMA_CODES, classify
 from sidecar.sinks.sqlite import _classify
@@ -30,12 +30,20 @@ FAMILIES = {
     "sidecar_sink_retries": ("counter", ("sink",)),
     "sidecar_spool_bytes": ("gauge", ("sink",)),
     "sidecar_sink_batch_seconds": ("histogram", ("sink",)),
+    "sidecar_source_lines": ("counter", ("source",)),
+    "sidecar_datagrams": ("counter", ("source",)),
+    "sidecar_datagrams_malformed": ("counter", ("source", "reason")),
+    "sidecar_datagrams_kernel_dropped": ("counter", ("source",)),
+    "sidecar_records_overflowed": ("counter", ("sink",)),
+    "sidecar_config_reloads": ("counter", ("result",)),
 }
 #: the closed set each label takes its values from (sink ids come from the config)
 CLOSED = {
     ("sidecar_lines_rejected", "reason"): set(reject.REASONS),
     ("sidecar_records_dropped", "reason"): set(DROP_REASONS),
     ("sidecar_records_dead_lettered", "reason"): set(DEAD_LETTER_REASONS),
+    ("sidecar_source_lines", "source"): set(SOURCES),
+    ("sidecar_config_reloads", "result"): set(RELOAD_RESULTS),
 }
 
 
@@ -55,6 +63,15 @@ def touched() -> Metrics:
         m.sink_retries.labels(sink).inc()
         m.spool_bytes.labels(sink).set(10)
         m.batch_seconds.labels(sink).observe(0.01)
+        m.records_overflowed.labels(sink).inc()
+    for source in SOURCES:
+        m.source_lines.labels(source).inc()
+    for source in ("syslog_udp", "syslog_unix"):
+        m.datagrams.labels(source).inc()
+        m.datagrams_malformed.labels(source, "no_priority").inc()
+        m.datagrams_kernel_dropped.labels(source).inc()
+    for result in RELOAD_RESULTS:
+        m.config_reloads.labels(result).inc()
     return m
 
 
