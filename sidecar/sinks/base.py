@@ -11,6 +11,8 @@ import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import PurePath
+from urllib.parse import parse_qsl, urlsplit
 
 from sidecar.config import SinkConfig, redact_url
 from sidecar.errors import SidecarError
@@ -40,8 +42,8 @@ class Sink(ABC):
     def __init__(self, config: SinkConfig) -> None:
         self.config = config
         self.url = config.url
-        #: a short stable name for spool folders, file names and metric labels
-        self.id = sink_id(config.url)
+        #: the sink's name: its spool folder, dead-letter file and metric label
+        self.id = sink_name(config)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {redact_url(self.url)}>"
@@ -61,8 +63,32 @@ class Sink(ABC):
         """Flush and release what `open` took."""
 
 
-def sink_id(url: str) -> str:
-    """`clickhouse-127.0.0.1-8123-1a2b3c4d`: readable, stable, and free of any password."""
+def sink_name(config: SinkConfig) -> str:
+    """`[[sinks]] name`, else a default from the scheme and what the sink stores into, never its
+    host (an address in a metric label) nor its credentials (a rotated password would orphan
+    the spool): `clickhouse-analytics.requests`, `sqlite-analytics.db`, `jsonl-out.jsonl`,
+    `http-ingest`, `stdout`."""
+    if config.name:
+        return config.name
+    scheme, _, rest = config.url.partition(":")
+    if scheme in ("sqlite", "jsonl"):
+        what = PurePath(rest).name
+    elif scheme == "clickhouse":
+        params = dict(parse_qsl(urlsplit(rest).query))
+        what = f"{params.get('database', 'default')}.{params.get('table', 'requests')}"
+    elif scheme == "http":
+        what = urlsplit(rest).path.rstrip("/").rpartition("/")[2]
+    else:
+        what = ""
+    what = re.sub(r"[^A-Za-z0-9._-]+", "-", what).strip(".-")[:48]
+    return f"{scheme}-{what}" if what else scheme
+
+
+def legacy_sink_id(url: str) -> str:
+    """The name sinks had before `name` (a hash of the whole URL): spool folders named so are
+    adopted by the sink's named folder at start (sinks/delivery.py), so nothing is orphaned.
+
+    `clickhouse-127.0.0.1-8123-1a2b3c4d`: readable, stable, and free of any password."""
     scheme, _, rest = url.partition(":")
     clean = re.sub(r"[?#].*", "", redact_url(rest))  # no query: settings are not a name
     words = re.sub(r"[^A-Za-z0-9.]+", "-", re.sub(r"^https?://", "", clean)).strip("-")[:40]

@@ -8,6 +8,12 @@ bytes and age (`batch_max_rows`, `batch_max_bytes`, `batch_timeout_secs`). Each 
   exponential backoff and full jitter; while anything waits in the spool, new batches queue
   behind it, so order is kept;
 - or, when the store refuses it, written to the dead-letter file with the store's message.
+Two ways in: `submit` (the pipe: blocks while 8 chunks wait, backpressure on the reader) and
+`offer` (the daemon: never blocks; at most `handoff_max_bytes` wait in memory, past that a batch
+goes straight to the spool, counted as overflowed). Each offered batch may carry an `ack`,
+called once every record of it is delivered, spooled, dead-lettered or counted as dropped: what
+a file source's checkpoint waits for. `reconfigure` swaps the store (SIGHUP) between batches,
+keeping the spool and the batch being filled.
 `close()` (end of input, SIGTERM) cuts the last batch and tries the spool once more within
 `shutdown_timeout_secs`; what is left stays in the spool, durable, for the next start.
 
@@ -36,13 +42,14 @@ from pathlib import Path
 from sidecar.config import SinkConfig, StorageConfig
 from sidecar.metrics import Metrics
 from sidecar.record import CleanBatch, CleanRecord, as_batch
-from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable
+from sidecar.sinks.base import Sink, SinkRejected, SinkUnavailable, legacy_sink_id
 from sidecar.sinks.dead_letter import DeadLetters
-from sidecar.sinks.spool import Spool
+from sidecar.sinks.spool import Spool, adopt
 from sidecar.sinks.throttle import ThrottledLog
 
 log = logging.getLogger(__name__)
 _STOP = object()
+_RECONFIGURE = object()
 #: how long `close()` waits past `shutdown_timeout_secs` for an attempt already under way
 CLOSE_MARGIN_SECS = 1.0
 
@@ -61,6 +68,31 @@ class DeliveryStats:
         self.dropped_by_reason[reason] = self.dropped_by_reason.get(reason, 0) + records
 
 
+class _Ack:
+    """One offered batch's acknowledgement: fired once every batch holding a part of it is
+    settled (a batch may be cut across two of the sink's batches)."""
+
+    __slots__ = ("fn", "parts", "sealed")
+    lock = threading.Lock()
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+        self.parts = 0
+        self.sealed = False  # every part is in some batch: it may fire
+
+    def settle(self, parts: int = 1) -> None:
+        with self.lock:
+            self.parts -= parts
+            due = self.sealed and self.parts == 0
+            if due:
+                self.sealed = False  # fire once
+        if due:
+            try:
+                self.fn()
+            except Exception:
+                log.exception("an acknowledgement callback failed")
+
+
 class Delivery:
     def __init__(
         self,
@@ -70,6 +102,7 @@ class Delivery:
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
         queue_chunks: int = 8,
+        handoff_max_bytes: int | None = None,
     ) -> None:
         self.sink = sink
         self.cfg = sink_config
@@ -77,6 +110,7 @@ class Delivery:
         self.metrics = metrics
         self.clock = clock
         self.label = sink.id
+        _adopt_legacy_spool(Path(storage.spool_dir), sink)
         self.spool = Spool(Path(storage.spool_dir) / sink.id, storage.spool_max_bytes,
                            storage.spool_full)  # fmt: skip
         self.dead_letter_path = Path(storage.dead_letter_dir) / f"{sink.id}.jsonl"
@@ -89,7 +123,13 @@ class Delivery:
         self._submit_lock = threading.Lock()
         self._stopping = False  # _STOP was taken from the queue
         self._abandoned = False  # close() gave up waiting: this thread no longer counts
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_chunks)
+        # `offer` bounds what waits by bytes (and never blocks); `submit` by chunks (and blocks)
+        self.handoff_max_bytes = handoff_max_bytes
+        self._queue: queue.Queue = queue.Queue(maxsize=0 if handoff_max_bytes else queue_chunks)
+        self._queued_bytes = 0
+        self._acks: list[_Ack] = []  # the acks of what the batch being filled holds
+        self._last_ok: bool | None = None  # whether the store took the last batch tried
+        self.overflowed = 0
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.id}", daemon=True)
         self._batch = bytearray()  # JSON lines of clean records (CleanBatch.data)
         self._batch_count = 0
@@ -121,6 +161,53 @@ class Delivery:
             self._queue.put(batch)
             with self._submit_lock:
                 self._submitted += batch.count
+
+    def offer(self, batch: CleanBatch, ack: Callable[[], None] | None = None) -> None:
+        """Hand over records without ever waiting on the store: queued in memory while less
+        than `handoff_max_bytes` wait, else written to the spool now (on the caller's thread:
+        a local fsync, never the store), counted in sidecar_records_overflowed_total."""
+        pending = _Ack(ack) if ack is not None else None
+        if not batch.count:
+            if ack is not None:
+                ack()
+            return
+        size = len(batch.data)
+        with self._submit_lock:
+            self._submitted += batch.count
+            room = self.handoff_max_bytes is None or (
+                self._queued_bytes + size <= self.handoff_max_bytes or not self._queued_bytes
+            )
+            if room:
+                self._queued_bytes += size
+        if room:
+            self._queue.put((batch, pending))
+            return
+        self.overflowed += batch.count
+        self.metrics.records_overflowed.labels(self.label).inc(batch.count)
+        self.warn.warning("overflow", "sink %s: %d bytes wait for the store; batches go to the "
+                          "spool", self.label, self._queued_bytes)  # fmt: skip
+        self._to_spool(batch)
+        if pending is not None:
+            pending.sealed = True
+            pending.settle(0)
+
+    def reconfigure(self, sink: Sink, sink_config: SinkConfig) -> None:
+        """Write to `sink` (the same name, a new URL, password or batch settings: SIGHUP)
+        from the next batch on; the batch being filled, the queue and the spool carry over."""
+        self._queue.put((_RECONFIGURE, (sink, sink_config)))
+
+    def health(self) -> str | None:
+        """None while the store took its last batch and the spool is below 90 % of its bound;
+        else why not (for /readyz)."""
+        if self._last_ok is False:
+            return "the store did not take the last batch"
+        if self.spool.bytes > 0.9 * self.spool.max_bytes:
+            return "the spool is over 90 % of storage.spool_max_bytes"
+        return None
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
 
     def close(self) -> DeliveryStats:
         """Flush everything; wait at most `shutdown_timeout_secs` for a store that is down
@@ -198,6 +285,14 @@ class Delivery:
             item = None
         if item is _STOP:
             self._stopping = True  # kept on self: an error below must not forget it
+        elif type(item) is tuple:  # from offer: (batch, ack) or (_RECONFIGURE, (sink, config))
+            batch, pending = item
+            if batch is _RECONFIGURE:
+                self._swap(*pending)
+            else:
+                with self._submit_lock:
+                    self._queued_bytes -= len(batch.data)
+                self._add(batch, pending)
         elif item is not None:
             self._add(item)
         if self._batch_count and (
@@ -233,12 +328,44 @@ class Delivery:
     def _batch_age(self) -> float:
         return self.clock() - self._batch_started if self._batch_count else 0.0
 
-    def _add(self, batch: CleanBatch) -> None:
+    def _swap(self, sink: Sink, sink_config: SinkConfig) -> None:
+        """reconfigure(), on this thread: what is filled so far goes to the old store (or the
+        spool), then the old store is closed and the new one opened."""
+        if self._batch_count:
+            self._cut()
+        self._wait_until_idle()
+        with contextlib.suppress(Exception):
+            self.sink.close()
+        if self._senders is not None:
+            self._senders.shutdown(wait=True)
+        self.sink, self.cfg = sink, sink_config
+        self._concurrency = max(1, getattr(sink, "concurrency", 1))
+        self._slots = threading.BoundedSemaphore(self._concurrency)
+        self._senders = (
+            ThreadPoolExecutor(self._concurrency, thread_name_prefix=f"send-{sink.id}")
+            if self._concurrency > 1
+            else None
+        )
+        log.info("sink %s reconfigured", self.label)
+        self._open()
+
+    def _wait_until_idle(self) -> None:
+        """Until no batch is in flight on a sender."""
+        for _ in range(self._concurrency):
+            self._slots.acquire()
+        for _ in range(self._concurrency):
+            self._slots.release()
+
+    def _add(self, batch: CleanBatch, pending: _Ack | None = None) -> None:
         whole = batch.summary is not None  # a chunk with its rollup is never split: kept whole
         data, count = batch.data, batch.count
         while count:
             if not self._batch_count:
                 self._batch_started = self.clock()
+            if pending is not None and (not self._acks or self._acks[-1] is not pending):
+                with _Ack.lock:
+                    pending.parts += 1
+                self._acks.append(pending)
             room_rows = self.cfg.batch_max_rows - self._batch_count
             room_bytes = self.cfg.batch_max_bytes - len(self._batch)
             if whole or (count <= room_rows and len(data) <= room_bytes):
@@ -257,20 +384,27 @@ class Delivery:
                 or len(self._batch) >= self.cfg.batch_max_bytes
             ):
                 self._cut()
+        if pending is not None:
+            with _Ack.lock:
+                pending.sealed = True
+            pending.settle(0)  # fires now if every part was settled already
 
     def _cut(self) -> None:
         batch = CleanBatch(bytes(self._batch), self._batch_count, self._summary or None)
+        acks, self._acks = self._acks, []
         self._batch, self._batch_count, self._summary = bytearray(), 0, []
         if self.spool:  # older batches wait: keep the order
             self._to_spool(batch)
+            _settle(acks)
             return
         if self._senders is None:
             self._attempt(batch)
+            _settle(acks)
             return
         self._slots.acquire()  # at most `concurrency` in flight: backpressure on the queue
-        self._senders.submit(self._send, batch)
+        self._senders.submit(self._send, batch, acks)
 
-    def _send(self, batch: CleanBatch) -> None:
+    def _send(self, batch: CleanBatch, acks: list[_Ack]) -> None:
         try:
             self._attempt(batch)
         except Exception:
@@ -278,6 +412,7 @@ class Delivery:
             self._to_spool(batch)
         finally:
             self._slots.release()
+            _settle(acks)
 
     def _attempt(self, batch: CleanBatch, from_spool: Path | None = None) -> bool:
         started = time.perf_counter()
@@ -289,6 +424,7 @@ class Delivery:
                 self._pop(from_spool)
             return True
         except Exception as exc:  # SinkUnavailable, or anything unforeseen: keep and retry
+            self._last_ok = False
             self.metrics.sink_retries.labels(self.label).inc()
             if not isinstance(exc, SinkUnavailable):
                 self.warn.exception("bug", "sink %s: unexpected error; batch kept for retry",
@@ -301,6 +437,7 @@ class Delivery:
             else:
                 self._schedule_retry()  # a replay failed: wait longer
             return False
+        self._last_ok = True
         with self._lock:
             if self._abandoned:
                 return True
@@ -392,6 +529,26 @@ class Delivery:
             self.stats.dead_lettered += batch.count
         self.warn.error("refused", "sink %s refused %d records (%s): %s", self.label, batch.count,
                         exc.reason, message[:200])  # fmt: skip
+
+
+def _settle(acks: list[_Ack]) -> None:
+    for pending in acks:
+        pending.settle()
+
+
+def _adopt_legacy_spool(spool_dir: Path, sink: Sink) -> None:
+    """A spool folder under the sink's former, URL-hashed name is taken over by its name."""
+    legacy = legacy_sink_id(sink.url)
+    if legacy == sink.id:
+        return
+    try:
+        moved = adopt(spool_dir / legacy, spool_dir / sink.id)
+    except OSError as exc:
+        log.warning("sink %s: cannot adopt the spool folder %s (%s); it is not replayed",
+                    sink.id, legacy, _os_error(exc))  # fmt: skip
+        return
+    if moved:
+        log.info("sink %s: %d spooled batches adopted from %s", sink.id, moved, legacy)
 
 
 def _os_error(exc: OSError) -> str:

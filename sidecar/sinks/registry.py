@@ -3,8 +3,23 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+
 from sidecar.config import SinkConfig
-from sidecar.sinks.base import Sink
+from sidecar.errors import ConfigError
+from sidecar.sinks.base import Sink, sink_name
+
+
+def check_names(configs: Sequence[SinkConfig]) -> None:
+    """Two sinks never share a name: it is their spool folder and their metric label."""
+    counts = Counter(sink_name(c) for c in configs)
+    for name, n in counts.items():
+        if n > 1:
+            raise ConfigError(
+                f"sinks: {n} sinks are named {name!r} (the default from their scheme and "
+                "file or table); give each a distinct `name` in [[sinks]]"
+            )
 
 
 def open_sink(config: SinkConfig) -> Sink:

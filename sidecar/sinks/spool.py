@@ -128,3 +128,25 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def adopt(old: Path, new: Path) -> int:
+    """Move the batches of a spool folder under a former name (`old`) into `new`, so an upgrade
+    or a renamed sink replays them; the number of batches moved. When `new` does not exist yet
+    the folder is renamed whole (order kept); else the old batches are queued after the new."""
+    if not old.is_dir() or old == new:
+        return 0
+    batches = sorted(p for p in old.iterdir() if _NAME.match(p.name))
+    if not new.exists():
+        os.rename(old, new)
+        return len(batches)
+    taken = sorted(int(m.group(1)) for p in new.iterdir() if (m := _NAME.match(p.name)))
+    seq = taken[-1] + 1 if taken else 1
+    for path in batches:
+        records = _NAME.match(path.name).group(2)  # type: ignore[union-attr]
+        os.rename(path, new / f"{seq:016d}-{records}.jsonl")
+        seq += 1
+    _fsync_dir(new)
+    with contextlib.suppress(OSError):
+        old.rmdir()
+    return len(batches)

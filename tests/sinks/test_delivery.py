@@ -773,3 +773,108 @@ def test_pipe_with_an_unreachable_store_and_a_broken_spool_exits_on_sigterm(
     assert sink_stats["delivered"] == 0 and sink_stats["left_in_spool"] == 0
     assert b"DROPPED (spool write failed)" in err
     assert b"203.0.113" not in err and b"/v/a/" not in err
+
+
+# --- offer: the daemon's hand-off (never blocks), acks, health, reconfigure -----------------
+def offering(sink: DoubleSink, store, handoff_max_bytes: int = 1 << 20) -> tuple[Delivery, Metrics]:
+    metrics = Metrics()
+    delivery = Delivery(sink, sink.config, store, metrics, handoff_max_bytes=handoff_max_bytes)
+    delivery.start()
+    return delivery, metrics
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_offer_never_waits_on_a_hung_store_and_overflows_to_the_spool(
+    tmp_path: Path, concurrency: int
+) -> None:
+    # before: submit() put into a queue of 8 chunks; a store that sleeps stalled the caller
+    sink = HangingSink(batch_max_rows=10, batch_timeout_secs=0.01)
+    sink.concurrency = concurrency
+    one = CleanBatch.of(numbered(10))
+    delivery, metrics = offering(sink, storage(tmp_path), handoff_max_bytes=3 * len(one.data))
+    acked: list[int] = []
+    delivery.offer(one, lambda: acked.append(0))
+    assert sink.entered.wait(5.0)
+    done = threading.Event()
+
+    def offer_many() -> None:
+        for i in range(1, 40):
+            delivery.offer(CleanBatch.of(numbered(10, start=10 * i)), lambda i=i: acked.append(i))
+        done.set()
+
+    threading.Thread(target=offer_many, daemon=True).start()
+    assert done.wait(10.0), "offer() waited on the hung store"
+    assert delivery.overflowed > 0
+    assert sample(metrics, "sidecar_records_overflowed_total", sink=sink.id) == delivery.overflowed
+    assert delivery.spool.records >= delivery.overflowed  # overflow is spooled, not dropped
+    overflowed_acks = len(acked)
+    assert overflowed_acks > 0  # an overflowed batch is acked once it is in the spool
+    sink.release.set()
+    stats = delivery.close()
+    assert stats.dropped == 0
+    assert sorted(numbers(r for b in sink.batches for r in b)) == list(range(400))
+    assert sorted(acked) == list(range(40))  # every ack fires, once
+
+
+def test_an_ack_fires_once_its_records_are_delivered(tmp_path: Path) -> None:
+    sink = DoubleSink(batch_max_rows=4, batch_timeout_secs=0.05)
+    delivery, _ = offering(sink, storage(tmp_path))
+    fired: list[str] = []
+    delivery.offer(CleanBatch.of(numbered(3)), lambda: fired.append("a"))  # cut with b's first
+    delivery.offer(CleanBatch.of(numbered(6, start=3)), lambda: fired.append("b"))  # two cuts
+    wait_until(lambda: len(fired) == 2, what="both acks")
+    assert fired == ["a", "b"]
+    assert sum(map(len, sink.batches)) == 9  # b is acked only after its second part is stored
+    delivery.offer(CleanBatch(b"", 0), lambda: fired.append("empty"))
+    assert fired[-1] == "empty"  # nothing to deliver: acked at once
+    delivery.close()
+
+
+def test_an_ack_fires_when_its_records_are_spooled_and_health_says_why(tmp_path: Path) -> None:
+    sink = DoubleSink(batch_max_rows=5, batch_timeout_secs=0.01)
+    sink.up.clear()
+    delivery, _ = offering(sink, storage(tmp_path, retry_initial_secs=5.0, retry_max_secs=5.0))
+    assert delivery.health() is None
+    fired = threading.Event()
+    delivery.offer(CleanBatch.of(numbered(5)), fired.set)
+    assert fired.wait(5.0)
+    assert delivery.spool.records == 5
+    assert delivery.health() == "the store did not take the last batch"
+    delivery.close()
+
+
+def test_health_flags_a_spool_over_90_percent(tmp_path: Path) -> None:
+    batch = CleanBatch.of(numbered(50))
+    store = storage(tmp_path, spool_max_bytes=max(1024, int(len(batch.data) / 0.95)))
+    Spool(Path(store.spool_dir) / DoubleSink().id, 1 << 30, "drop_oldest").push(batch)
+    sink = DoubleSink()
+    sink.up.clear()
+    delivery = Delivery(sink, sink.config, store, Metrics(), handoff_max_bytes=1 << 20)
+    assert delivery.health() == "the spool is over 90 % of storage.spool_max_bytes"
+
+
+def test_reconfigure_swaps_the_store_and_loses_nothing(tmp_path: Path) -> None:
+    old = DoubleSink(batch_max_rows=1000, batch_timeout_secs=30.0)
+    delivery, _ = offering(old, storage(tmp_path))
+    delivery.offer(CleanBatch.of(numbered(5)))
+    new = DoubleSink(batch_max_rows=1000, batch_timeout_secs=0.01)
+    delivery.reconfigure(new, new.config)
+    delivery.offer(CleanBatch.of(numbered(5, start=5)))
+    wait_until(lambda: sum(map(len, new.batches)) == 5, what="the new store")
+    assert numbers(old.batches[0]) == list(range(5)) and old.closed == 1 and new.opened == 1
+    stats = delivery.close()
+    assert stats.delivered == 10 and stats.dropped == 0
+
+
+def test_a_spool_under_the_legacy_name_is_adopted_and_replayed(tmp_path: Path) -> None:
+    from sidecar.sinks.base import legacy_sink_id
+
+    store = storage(tmp_path)
+    sink = DoubleSink(url="double:legacy")
+    legacy = Spool(Path(store.spool_dir) / legacy_sink_id(sink.url), 1 << 30, "drop_oldest")
+    legacy.push(CleanBatch.of(numbered(3)))
+    assert sink.id != legacy_sink_id(sink.url)
+    delivery, _ = start(sink, store)
+    stats = delivery.close()
+    assert stats.delivered == 3 and numbers(sink.batches[0]) == [0, 1, 2]
+    assert not (Path(store.spool_dir) / legacy_sink_id(sink.url)).exists()
