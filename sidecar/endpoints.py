@@ -58,6 +58,9 @@ class _Handler(_SilentHandler):
 
     timeout = CLIENT_TIMEOUT_SECS
 
+    def version_string(self) -> str:
+        return SERVER  # on the error pages http.server writes itself (400, 414)
+
     def get_stderr(self) -> Any:
         return _DISCARD  # wsgiref writes an application's traceback here
 
@@ -113,7 +116,7 @@ class Endpoints:
             self._server = self._bind()
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.2},
+                kwargs={"poll_interval": 0.05},
                 name="sidecar-http",
                 daemon=True,
             )
