@@ -18,21 +18,17 @@ import orjson
 from sidecar import __version__, writable
 from sidecar import config as config_mod
 from sidecar import report as report_mod
-from sidecar.errors import ConfigError, OutputError, SidecarError, UsageError
-from sidecar.formats.base import LineFormat
+from sidecar.app import App, check_storage_folders, resolve_input_format, sink_configs
+from sidecar.errors import OutputError, SidecarError, UsageError
 from sidecar.formats.detect import fit_stream
 from sidecar.formats.registry import NAMES as FORMAT_NAMES
-from sidecar.formats.registry import resolve as resolve_format
-from sidecar.metrics import Metrics
 from sidecar.output import Output
-from sidecar.pipeline import ChunkResult, LinePipeline, run
-from sidecar.privacy.stage import PrivacyStage, open_country_lookup
-from sidecar.record import CleanBatch
+from sidecar.pipeline import ChunkResult, run
+from sidecar.privacy.stage import open_country_lookup
 from sidecar.sinks.base import SinkUnavailable
-from sidecar.sinks.delivery import Delivery
 from sidecar.sinks.registry import open_sink
 from sidecar.sources.files import Chunks, check_inputs, open_inputs
-from sidecar.stats import Progress, Stats
+from sidecar.stats import Progress
 
 EXIT_SIGPIPE = 141
 EXIT_INTERRUPTED = 130
@@ -126,26 +122,20 @@ def cmd_pipe(args: argparse.Namespace) -> int:
             "geoip.database": args.geoip,
         },
     )
-    fmt = _resolve_format(cfg, from_flag=args.format is not None)
+    fmt = resolve_input_format(cfg, from_flag=args.format is not None)
     files = args.files or ["-"]
     check_inputs(files)
-    sink_configs = _sink_configs(args.sink, cfg, default=None)
-    to_stdout_only = all(s.url == "stdout:" for s in sink_configs)
-    if cfg.pipe.output == "rewrite" and not to_stdout_only:
+    sinks = sink_configs(args.sink, cfg, default=None)
+    if cfg.pipe.output == "rewrite" and not all(s.url == "stdout:" for s in sinks):
         raise UsageError("--output rewrite writes the input's format to stdout; not with --sink")
-    if not to_stdout_only:
-        _check_storage_folders(cfg)
     if args.metrics_textfile:
         error = writable.replaceable_file_error(args.metrics_textfile)
         if error is not None:
             raise UsageError(f"--metrics-textfile: {error}")
-    stage = PrivacyStage(cfg, open_country_lookup(cfg))
+    app = App(cfg, sinks, output=cfg.pipe.output, keep_rejects=args.rejects is not None)
     rejects_out = Output.open(args.rejects, "--rejects") if args.rejects else None
     stats_out = Output.open(args.stats, "--stats") if args.stats else None
-    metrics = Metrics()
-    deliveries = [] if to_stdout_only else _deliveries(sink_configs, cfg, metrics)
 
-    stats = Stats()  # the run's clock starts before the first read, however long it takes
     chunks = Chunks(open_inputs(files), cfg.input.max_line_bytes)
     fmt, stream, any_input = fit_stream(fmt, chunks)
     if any_input and fmt is None:
@@ -154,34 +144,11 @@ def cmd_pipe(args: argparse.Namespace) -> int:
             "is rejected (format_mismatch). Name the format with --format.",
             file=sys.stderr,
         )
-    pipeline = LinePipeline(
-        fmt,
-        stage,
-        cfg.pipe.output,
-        cfg.input.max_line_bytes,
-        keep_rejects=rejects_out is not None,
-        summarize=_summarizer(deliveries),
-    )
-    progress = Progress(stats, sys.stderr)
-    out = Output.stdout()
-    started = False
-
-    def start_deliveries() -> None:  # threads start after the workers are forked, never before
-        nonlocal started
-        if not started:
-            for d in deliveries:
-                d.start()
-            started = True
+    pipeline = app.pipeline(fmt)
+    progress = Progress(app.stats, sys.stderr)
 
     def emit(result: ChunkResult) -> None:
-        if deliveries:
-            start_deliveries()
-            batch = CleanBatch(result.output, result.records_out, result.summary)
-            for d in deliveries:
-                d.submit(batch)
-        elif result.output:
-            out.write(result.output)
-        stats.add(result.lines_in, result.records_out, result.rejected)
+        app.emit(result)
         if rejects_out is not None and result.rejects:
             rejects_out.write(("\n".join(result.rejects) + "\n").encode("utf-8", "replace"))
         progress.tick()
@@ -197,37 +164,40 @@ def cmd_pipe(args: argparse.Namespace) -> int:
         failure = exc
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the flush
-        start_deliveries()  # no input at all: still replay what a former run spooled
-        sink_stats = {d.sink.id: vars(d.close()) for d in deliveries}
+        sink_stats = app.close()
         signal.signal(signal.SIGTERM, previous)
         if chunks.too_long:
-            stats.reject("too_long", chunks.too_long)
+            app.reject("too_long", chunks.too_long)
         progress.clear()
         if rejects_out is not None:
             failure = _closed(rejects_out, failure)
         for warning in chunks.warnings:
             print(f"sidecar: warning: {warning}", file=sys.stderr)
-        print(stats.summary(), file=sys.stderr)
+        print(app.stats.summary(), file=sys.stderr)
         for sink_id, s in sink_stats.items():
             print(_delivery_summary(sink_id, s), file=sys.stderr)
         if stats_out is not None:
-            document = stats.as_dict() | ({"sinks": sink_stats} if sink_stats else {})
-            try:
-                stats_out.write(orjson.dumps(document) + b"\n")
-            except OutputError as exc:
-                failure = failure or exc
-            failure = _closed(stats_out, failure)
+            failure = _write_stats(stats_out, app.snapshot(), sink_stats, failure)
         if args.metrics_textfile:
-            metrics.lines.inc(stats.lines_in)
-            for reason, n in stats.rejected.items():
-                metrics.lines_rejected.labels(reason).inc(n)
             try:
-                metrics.write_textfile(args.metrics_textfile)
+                app.metrics.write_textfile(args.metrics_textfile)
             except OSError as exc:
                 print(f"sidecar: warning: --metrics-textfile: {exc.strerror}", file=sys.stderr)
     if failure is not None:
         raise failure
     return EXIT_TERMINATED if terminated else 0
+
+
+def _write_stats(
+    stats_out: Output, doc: dict, sink_stats: dict, failure: OutputError | None
+) -> OutputError | None:
+    """The `--stats` JSON document, written and closed; the run's first failure is kept."""
+    document = doc | ({"sinks": sink_stats} if sink_stats else {})
+    try:
+        stats_out.write(orjson.dumps(document) + b"\n")
+    except OutputError as exc:
+        failure = failure or exc
+    return _closed(stats_out, failure)
 
 
 def _closed(output: Output, failure: OutputError | None) -> OutputError | None:
@@ -237,49 +207,6 @@ def _closed(output: Output, failure: OutputError | None) -> OutputError | None:
     except OutputError as exc:
         return failure or exc
     return failure
-
-
-def _resolve_format(cfg: config_mod.Config, from_flag: bool) -> LineFormat | None:
-    """The parser `input.format` names; a bad value names `--format` when the flag gave it,
-    else the key and the config file."""
-    if from_flag:
-        return resolve_format(cfg.input.format, "--format")
-    return resolve_format(cfg.input.format, "input.format", cfg.source)
-
-
-def _check_storage_folders(cfg: config_mod.Config) -> None:
-    """At start, before any input: the spool and dead-letter folders can be written (or made)."""
-    where = f" (in {cfg.source})" if cfg.source != config_mod.Config().source else ""
-    for key in ("spool_dir", "dead_letter_dir"):
-        error = writable.folder_error(getattr(cfg.storage, key))
-        if error is not None:
-            raise ConfigError(f"storage.{key}: {error}{where}")
-
-
-def _sink_configs(
-    urls: list[str] | None, cfg: config_mod.Config, default: str | None
-) -> list[config_mod.SinkConfig]:
-    """`--sink` URLs (with their [[sinks]] options, if any), else [[sinks]], else the default."""
-    if urls:
-        return [config_mod.sink_config(u, cfg) for u in urls]
-    if cfg.sinks:
-        return list(cfg.sinks)
-    return [config_mod.sink_config(default or "stdout:")]
-
-
-def _deliveries(
-    sink_configs: list[config_mod.SinkConfig], cfg: config_mod.Config, metrics: Metrics
-) -> list[Delivery]:
-    return [Delivery(open_sink(s), s, cfg.storage, metrics) for s in sink_configs]
-
-
-def _summarizer(deliveries: list[Delivery]):
-    """The rollup the pipeline's workers compute per chunk, when a sink keeps one (SQLite)."""
-    for d in deliveries:
-        summarize = getattr(d.sink, "summarize", None)
-        if summarize is not None:
-            return summarize
-    return None
 
 
 def _delivery_summary(sink_id: str, s: dict) -> str:
@@ -297,7 +224,7 @@ def _delivery_summary(sink_id: str, s: dict) -> str:
 
 def cmd_storage(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config, {})
-    for s in _sink_configs(args.sink, cfg, default=cfg.storage.default_sink):
+    for s in sink_configs(args.sink, cfg, default=cfg.storage.default_sink):
         sink = open_sink(s)
         if not sink.queryable:
             raise UsageError(
@@ -316,7 +243,7 @@ def cmd_storage(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config, {})
-    configs = _sink_configs(args.sink, cfg, default=cfg.storage.default_sink)
+    configs = sink_configs(args.sink, cfg, default=cfg.storage.default_sink)
     queryable = [s for s in configs if s.url.partition(":")[0] in report_mod.DIALECTS]
     if not queryable:
         raise UsageError("report: no sqlite: or clickhouse: sink to read (--sink URL)")
@@ -342,9 +269,9 @@ def _say(line: str) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """What `pipe` would refuse at start with this file: the same checks, the same messages."""
     cfg = config_mod.load(args.path)
-    _resolve_format(cfg, from_flag=False)
+    resolve_input_format(cfg, from_flag=False)
     if any(s.url != "stdout:" for s in cfg.sinks):
-        _check_storage_folders(cfg)
+        check_storage_folders(cfg)
     lookup = open_country_lookup(cfg)
     where = f", country database {lookup.path}" if lookup else ", no country database"
     _say(f"{args.path}: ok{where}")
