@@ -42,6 +42,15 @@ class Nginx:
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def check(self) -> subprocess.CompletedProcess[str]:
+        """`nginx -t` on the written configuration (binds nothing); never raises."""
+        return subprocess.run(
+            [NGINX, "-t", "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
     def __enter__(self) -> Nginx:
         self.proc = subprocess.Popen(
             [NGINX, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")],
