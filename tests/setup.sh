@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian 12 machine, idempotently:
 #   - Debian packages of the real components the tests run against,
-#   - a virtualenv with sidecar and its test extras,
+#   - a virtualenv with sidecar (the distribution privacy-sidecar) and its test extras (mitmproxy,
+#     hadolint among them); a venv holding the package under its old distribution name `sidecar`
+#     has that one removed first, so the two never claim the same files,
 #   - the embedded country database (sidecar geoip build), when missing or older than its source.
 # Then `.venv/bin/python -m pytest` runs the suite. A component that is still missing makes its
 # tests fail loudly; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(tor-geoipdb nginx clickhouse-server clickhouse-client)
+packages=(tor-geoipdb nginx clickhouse-server clickhouse-client wrk)  # wrk: bench/
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,6 +23,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
+if .venv/bin/python -m pip show -q sidecar >/dev/null 2>&1; then
+  .venv/bin/python -m pip uninstall -q -y sidecar  # renamed privacy-sidecar: same files
+fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 if [ ! -s data/country.mmdb ] || [ /usr/share/tor/geoip -nt data/country.mmdb ]; then
