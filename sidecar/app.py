@@ -260,9 +260,16 @@ class App:
         """Flush every sink (each within storage.shutdown_timeout_secs); per sink name, what it
         delivered, spooled, refused, dropped and left in the spool."""
         self.start()
-        out = {}
-        for d in self.deliveries:
-            out[d.label] = vars(d.close())
+        closed: dict[str, DeliveryStats] = {}
+        threads = [  # side by side: each waits up to its own shutdown timeout
+            threading.Thread(target=lambda d=d: closed.__setitem__(d.label, d.close()))
+            for d in self.deliveries
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        out = {d.label: vars(closed[d.label]) for d in self.deliveries}
         for d, t in self._retired:
             t.join()
             out.setdefault(d.label, vars(self._retired_stats[d.label]))

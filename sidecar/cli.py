@@ -71,6 +71,32 @@ def _parser() -> argparse.ArgumentParser:
         "clickhouse:http://HOST:8123/?database=D&table=T, jsonl:PATH, http:URL",
     )
 
+    serve = sub.add_parser(
+        "serve", help="the daemon: syslog, followed files or stdin in, clean records to storage"
+    )
+    serve.add_argument("--config", metavar="PATH", help="TOML config (SIGHUP reloads it)")
+    serve.add_argument(
+        "--sink", action="append", metavar="URL",
+        help="store records here (repeatable); default storage.default_sink (sqlite)",
+    )  # fmt: skip
+    serve.add_argument("--geoip", metavar="PATH", help="country database (.mmdb); '' for none")
+    serve.add_argument(
+        "--format", metavar="NAME|'log_format ...'",
+        help="input format, as for pipe (default auto, detected per source)",
+    )  # fmt: skip
+    serve.add_argument("--syslog-udp", metavar="HOST:PORT", help="serve.syslog_udp")
+    serve.add_argument("--syslog-unix", metavar="PATH", help="serve.syslog_unix")
+    serve.add_argument(
+        "--follow", action="append", metavar="PATH", help="serve.follow (repeatable, globs)"
+    )
+    serve.add_argument("--stdin", action="store_true", default=None, help="serve.stdin")
+    serve.add_argument(
+        "--http", metavar="HOST:PORT", help="serve.http: /metrics /healthz /readyz "
+        "(default 127.0.0.1:9187; '' for none)",
+    )  # fmt: skip
+    serve.add_argument("--stats", metavar="PATH", help="write run counters as JSON at exit")
+    serve.add_argument("--state-dir", metavar="DIR", help="serve.state_dir (checkpoints)")
+
     report = sub.add_parser("report", help="traffic report from the analytics store")
     report.add_argument(
         "--sink", action="append", metavar="URL", help="default sqlite:data/analytics.db"
@@ -200,6 +226,36 @@ def _write_stats(
     return _closed(stats_out, failure)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sidecar import selflog
+    from sidecar import serve as serve_mod
+
+    options = serve_mod.ServeOptions(
+        config_path=args.config,
+        overrides={
+            "input.format": args.format,
+            "geoip.database": args.geoip,
+            "serve.syslog_udp": args.syslog_udp,
+            "serve.syslog_unix": args.syslog_unix,
+            "serve.follow": args.follow,
+            "serve.stdin": args.stdin,
+            "serve.http": args.http,
+            "serve.state_dir": args.state_dir,
+        },
+        sink_urls=tuple(args.sink or ()),
+        format_from_flag=args.format is not None,
+        stats_path=args.stats,
+    )
+    cfg = serve_mod.load(options)
+    serve_mod.check_sources(cfg)
+    if args.stats:
+        error = writable.replaceable_file_error(args.stats)
+        if error is not None:
+            raise UsageError(f"--stats: {error}")
+    selflog.configure(ip=cfg.ip)
+    return serve_mod.Server(options, cfg).run()
+
+
 def _closed(output: Output, failure: OutputError | None) -> OutputError | None:
     """Close an output; the run's first failure is the one reported."""
     try:
@@ -291,6 +347,7 @@ def cmd_geoip(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "pipe": cmd_pipe,
+    "serve": cmd_serve,
     "report": cmd_report,
     "storage": cmd_storage,
     "check-config": cmd_check_config,

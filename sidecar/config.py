@@ -101,7 +101,7 @@ def _host_port(allow_empty: bool) -> Check:
         if allow_empty and v == "":
             return None
         if split_host_port(v) is None:
-            return f"must be HOST:PORT (a port from 1 to 65535), got {_shown(v)}"
+            return f"must be HOST:PORT (a port from 0, any free one, to 65535), got {_shown(v)}"
         return None
 
     return check
@@ -110,7 +110,7 @@ def _host_port(allow_empty: bool) -> Check:
 def split_host_port(value: str) -> tuple[str, int] | None:
     """(`127.0.0.1`, 5514) from `127.0.0.1:5514` (brackets around an IPv6 host); None if bad."""
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         return None
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
