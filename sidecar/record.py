@@ -32,10 +32,14 @@ class RawRequest:
     """One parsed access-log line, before the privacy stage. Never leaves the process.
 
     Every attribute is a str or None except `status` (int), `bytes` (int) and `request_time`
-    (float or None). `ts` is already normalized to RFC 3339 UTC by the parser.
+    (float or None). `ts` is already normalized to RFC 3339 UTC by the parser. `body` is the
+    request body as the log held it (`$request_body`, the log's escapes undone), None when the
+    log has none: the privacy stage reads a beacon's allowlisted keys out of it and never
+    keeps it as it is (privacy/beacon.py).
     """
 
     __slots__ = (
+        "body",
         "bytes",
         "forwarded",
         "host",
@@ -70,6 +74,7 @@ class RawRequest:
         x_forwarded_for: str | None = None,
         forwarded: str | None = None,
         x_real_ip: str | None = None,
+        body: str | None = None,
     ) -> None:
         self.remote_addr = remote_addr
         self.ts = ts
@@ -86,6 +91,7 @@ class RawRequest:
         self.x_forwarded_for = x_forwarded_for
         self.forwarded = forwarded
         self.x_real_ip = x_real_ip
+        self.body = body
 
     def __repr__(self) -> str:
         return "<RawRequest (unscrubbed; contents withheld)>"

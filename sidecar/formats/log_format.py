@@ -14,7 +14,7 @@ import shlex
 
 from sidecar.errors import UsageError
 from sidecar.formats.base import LineFormat, Literal, Segment, Variable
-from sidecar.formats.fields import TIME_VARS, canonical, make_builder
+from sidecar.formats.fields import TIME_VARS, body_decoder, canonical, make_builder
 from sidecar.formats.timestamps import make_reader
 from sidecar.record import RawRequest
 from sidecar.reject import FORMAT_MISMATCH, Rejected
@@ -119,7 +119,7 @@ class TemplateFormat(LineFormat):
             parts.append(r"(?:[ \t].*)?")
         self._match = re.compile("".join(parts)).fullmatch
         readers = {n: make_reader(n if n != "time" else "auto") for n in TIME_VARS if n in index}
-        self._build = make_builder(index, readers)
+        self._build = make_builder(index, readers, body_decoder(escape))
 
     def parse(self, line: str) -> RawRequest:
         m = self._match(line)

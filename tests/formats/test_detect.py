@@ -14,6 +14,7 @@ from sidecar.formats.detect import DETECT_CHUNKS, SAMPLE_LINES, detect, fit_form
 from sidecar.formats.nginx_json import JsonFormat
 from sidecar.record import RawRequest
 from tests.conftest import MATOMO_LOGS
+from tests.formats.test_nginx_json import SIDECAR_GET, SIDECAR_POST
 
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36"
 REQ = '[10/Feb/2012:16:42:07 -0500] "GET /a?b HTTP/1.1" 200 368'
@@ -127,6 +128,24 @@ def test_json_detection_learns_the_first_lines_keys() -> None:
         "status",
         "body_bytes_sent",
     ]
+
+
+def test_the_sidecar_json_format_is_detected() -> None:
+    """nginx/'s JSON log_format: nginx's variable names as keys, `upstream_cache_status` not
+    read (never a mismatch), `request_body` read; beacons and content lines alike."""
+    content = SIDECAR_GET.replace("/beacon?event=play&x=1", "/v/a/seg_1.m4s").replace(
+        '"upstream_cache_status":""', '"upstream_cache_status":"HIT"'
+    )
+    fmt = detect([content, SIDECAR_GET, SIDECAR_POST])
+    assert isinstance(fmt, JsonFormat)
+    assert fmt.keys["upstream_cache_status"] is None
+    assert fmt.keys["request_body"] == "request_body"
+    assert [fmt.parse(line).path for line in (content, SIDECAR_GET, SIDECAR_POST)] == [
+        "/v/a/seg_1.m4s",
+        "/beacon",
+        "/beacon",
+    ]
+    assert fmt.parse(SIDECAR_POST).body is not None
 
 
 def test_json_detection_with_a_broken_first_json_line() -> None:

@@ -13,6 +13,8 @@ from sidecar.formats.fields import (
     make_builder,
     split_request,
     split_target,
+    unescape_default,
+    unescape_json,
 )
 from sidecar.formats.log_format import TemplateFormat
 from sidecar.formats.nginx_json import JsonFormat
@@ -149,6 +151,7 @@ def test_builder_reads_a_clean_line() -> None:
         "x_forwarded_for": None,
         "forwarded": None,
         "x_real_ip": None,
+        "body": None,
     }
 
 
@@ -426,7 +429,7 @@ def test_request_time_wins_over_msec_variant() -> None:
         ("http_authorization", None),
         ("upstream_addr", None),
         ("remote_port", None),
-        ("request_body", None),
+        ("upstream_cache_status", None),
         ("", None),
     ],
 )
@@ -438,7 +441,7 @@ def test_aliases_map_onto_canonical_names_only() -> None:
     assert set(ALIASES.values()) <= {*CANONICAL, ""}
     assert set(TIME_VARS) <= set(CANONICAL)
     # every canonical name has a reader in the builder: RawRequest carries each one somewhere
-    assert len(RAW_FIELDS) == 15
+    assert len(RAW_FIELDS) == 16
 
 
 @pytest.mark.parametrize("secret_key", ["remote_user", "http_cookie", "upstream_addr", "x_token"])
@@ -460,3 +463,61 @@ def test_method_from_its_own_variable_is_checked(method: str) -> None:
         f'"method":"{method.replace(chr(92), chr(92) * 2)}","path":"/a"}}'
     )
     assert r.method is None
+
+
+# --- $request_body: a beacon's body, the format's escapes undone -------------------------------
+@pytest.mark.parametrize(
+    "logged, body",
+    [
+        ("event=play&media=a%20b", "event=play&media=a%20b"),  # no escape: as it is
+        # what nginx 1.22 wrote (escape=default) for `{"event":"pause","u":"é\n"}`
+        ("{\\x22event\\x22:\\x22pause\\x22,\\x22u\\x22:\\x22\\xC3\\xA9\\x5Cn\\x22}",
+         '{"event":"pause","u":"é\\n"}'),
+        ("event=\\xFF\\x01z", "event=\ufffd\x01z"),  # a byte that is no UTF-8: U+FFFD
+        ("a\\x2", "a\\x2"),  # a cut-off escape stays
+        ("\\xe2\\x82\\xac", "€"),  # lower-case hex digits too
+    ],
+)  # fmt: skip
+def test_unescape_default(logged: str, body: str) -> None:
+    assert unescape_default(logged) == body
+
+
+@pytest.mark.parametrize(
+    "logged, body",
+    [
+        ('{\\"event\\":\\"play\\"}', '{"event":"play"}'),
+        ("a\\u0001b\\\\c", "a\x01b\\c"),
+        ("plain", "plain"),
+        ('broken \\" and \\', 'broken \\" and \\'),  # no JSON string content: as it is
+        ("\\ud800", "\\ud800"),  # a lone surrogate is no text: as it is
+    ],
+)
+def test_unescape_json(logged: str, body: str) -> None:
+    assert unescape_json(logged) == body
+
+
+BODY_LINE = '192.0.2.1 [10/Feb/2012:16:42:07 -0500] "POST /beacon HTTP/1.1" 204 "{body}"'
+
+
+@pytest.mark.parametrize(
+    "escape, logged, body",
+    [
+        ("default", "{\\x22event\\x22:\\x22play\\x22}", '{"event":"play"}'),
+        ("json", '{\\"event\\":\\"play\\"}', '{"event":"play"}'),
+        ("none", "event=play", "event=play"),
+        ("default", "-", None),  # nginx writes "-" for no body
+        ("json", "", None),
+    ],
+)
+def test_request_body_is_read_with_the_formats_escaping(
+    escape: str, logged: str, body: str | None
+) -> None:
+    fmt = TemplateFormat(
+        "t", '$remote_addr [$time_local] "$request" $status "$request_body"', escape
+    )
+    r = fmt.parse(BODY_LINE.format(body=logged))
+    assert (r.path, r.body) == ("/beacon", body)
+
+
+def test_a_format_without_request_body_reads_none() -> None:
+    assert COMBINED.parse(LINE.format(status=200, bytes=1)).body is None

@@ -308,6 +308,43 @@ def test_an_unread_value_may_hold_control_characters() -> None:
     assert JsonFormat().parse(line).path == "/a"
 
 
+# --- the sidecar JSON log_format (nginx/): a beacon's body -------------------------------------
+#: lines as nginx 1.22 writes them with the sidecar log_format (escape=json): its keys are the
+#: variable names, an empty variable is "", `$request_body` of a GET is ""
+SIDECAR_GET = (
+    '{"time_iso8601":"2026-12-01T13:20:20+00:00","remote_addr":"192.0.2.1","host":"cdn.example",'
+    '"request_method":"GET","request_uri":"/beacon?event=play&x=1","server_protocol":"HTTP/1.1",'
+    '"status":"204","body_bytes_sent":"0","request_time":"0.000","http_referer":"",'
+    '"http_user_agent":"curl/7.88.1","http_x_forwarded_for":"","upstream_cache_status":"",'
+    '"request_body":""}'
+)
+SIDECAR_POST = (
+    SIDECAR_GET.replace('"GET"', '"POST"')
+    .replace("?event=play&x=1", "")
+    .replace(
+        '"request_body":""', '"request_body":"{\\"event\\":\\"pause\\",\\n \\"u\\":\\"\u00e9\\"}"'
+    )
+)
+
+
+def test_the_sidecar_format_reads_a_beacon_body() -> None:
+    get = JsonFormat().parse(SIDECAR_GET)
+    assert (get.method, get.path, get.query, get.body) == ("GET", "/beacon", "event=play&x=1", None)
+    assert (get.status, get.bytes, get.request_time, get.host) == (204, 0, 0.0, "cdn.example")
+    post = JsonFormat().parse(SIDECAR_POST)
+    assert (post.method, post.path, post.query) == ("POST", "/beacon", None)
+    # a body may hold a newline (pretty-printed JSON): it is no reason to reject the line
+    assert post.body == '{"event":"pause",\n "u":"\u00e9"}'
+
+
+@pytest.mark.parametrize("char", CONTROLS, ids=[f"U+{ord(c):04X}" for c in CONTROLS])
+def test_a_control_character_in_the_body_is_read(char: str) -> None:
+    line = json.dumps({**FULL, "request_body": f"event=a{char}b"})
+    assert JsonFormat().parse(line).body == f"event=a{char}b"
+    with pytest.raises(Rejected):  # in any other value read: binary, as before
+        JsonFormat().parse(json.dumps({**FULL, "request_body": "x", "host": f"a{char}"}))
+
+
 # --- fuzz: a RawRequest or Rejected, nothing else (issue 7) -------------------------------------
 
 _VALID_JSON = (
