@@ -50,8 +50,8 @@ _RESERVED = ("ts", "level", "logger", "msg", "error", "traceback", "stack", "bad
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 #: characters a line reader or a terminal acts on that orjson writes as they are
 _ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029)}
-#: what an address literal is written with (its digits, letters, dots, colons, percent signs)
-_TOKEN_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.:%[]"
+#: what the part of an address literal after a cut can be written with
+_TOKEN_CHARS = "0123456789abcdefABCDEFxX.:%[]"
 _INT64 = (-(1 << 63), (1 << 64) - 1)
 
 
