@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 WHERE = "serve.http (--http)"
 CLIENT_TIMEOUT_SECS = 10.0  # a connection silent this long is closed (its thread ends)
+MAX_CLIENTS = 64  # connections served at once; one more is closed unanswered
 ALLOW = "GET, HEAD"
 SERVER = "sidecar"
 
@@ -77,7 +78,31 @@ _DISCARD = _Discard()
 
 
 class _Server(ThreadingWSGIServer):
-    """Binds without a reverse DNS lookup and reports handler errors without the client."""
+    """Binds without a reverse DNS lookup, reports handler errors without the client, and
+    serves at most `max_clients` connections at once (a thread each: a flood of idle
+    connections must not grow the daemon's threads without bound)."""
+
+    max_clients = MAX_CLIENTS
+
+    def server_activate(self) -> None:
+        self._slots = threading.BoundedSemaphore(self.max_clients)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread started: nothing else will give the slot back
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)  # type: ignore[misc]
+        finally:
+            self._slots.release()
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind asks socket.getfqdn(host): a reverse lookup at every start
@@ -146,6 +171,7 @@ class Endpoints:
 
         class Server(_Server):
             address_family = family
+            max_clients = MAX_CLIENTS
 
         try:
             server = Server(sockaddr[:2], _Handler)
@@ -197,7 +223,7 @@ class Endpoints:
             status, doc = "503 Service Unavailable", {"ready": False, "not_ready": not_ready}
         else:
             status, doc = "200 OK", {"ready": True}
-        body = orjson.dumps(doc, default=str) + b"\n"
+        body = orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
         return status, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body
 
 

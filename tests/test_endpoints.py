@@ -6,11 +6,13 @@ import gzip
 import http.client
 import json
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from sidecar import endpoints as endpoints_mod
 from sidecar.endpoints import Endpoints
 from sidecar.errors import UsageError
 
@@ -179,6 +181,49 @@ def test_a_stuck_client_does_not_stop_other_scrapes(endpoints: Endpoints) -> Non
         stuck.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and never ends its headers
         for _ in range(3):
             assert request(endpoints, "GET", "/metrics")[0] == 200
+
+
+def test_connections_over_the_bound_are_closed_and_slots_come_back(
+    registry: CollectorRegistry, ready: Readiness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(endpoints_mod, "MAX_CLIENTS", 2)
+    e = Endpoints("127.0.0.1:0", registry, ready)
+    e.start()
+    try:
+        idle = [socket.create_connection(("127.0.0.1", e.port), timeout=10) for _ in range(2)]
+        for s in idle:
+            s.sendall(b"GET /metrics HTTP/1.1\r\n")  # headers never ended: a slot held
+        deadline = time.monotonic() + 10
+        while True:  # once both are accepted, the next connection is closed unanswered
+            with socket.create_connection(("127.0.0.1", e.port), timeout=10) as extra:
+                extra.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                try:
+                    if extra.recv(1024) == b"":
+                        break
+                except ConnectionResetError:  # closed with the request unread
+                    break
+            assert time.monotonic() < deadline
+        for s in idle:
+            s.close()  # their threads end and give the slots back
+        while True:
+            try:
+                if request(e, "GET", "/healthz")[0] == 200:
+                    break
+            except (ConnectionError, http.client.RemoteDisconnected):
+                pass
+            assert time.monotonic() < deadline
+    finally:
+        e.close()
+
+
+def test_readiness_keys_need_not_be_strings(registry: CollectorRegistry) -> None:
+    e = Endpoints("127.0.0.1:0", registry, lambda: {1: 2})  # type: ignore[arg-type, dict-item]
+    e.start()
+    try:
+        status, _, body = request(e, "GET", "/readyz")
+    finally:
+        e.close()
+    assert (status, json.loads(body)) == (503, {"ready": False, "not_ready": {"1": 2}})
 
 
 def test_an_address_in_use_is_a_usage_error_naming_the_key(
