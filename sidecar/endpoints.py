@@ -10,7 +10,9 @@
 
 The server is prometheus_client's thread-per-request WSGI server, on its own daemon thread: a
 slow or stuck client holds only its own thread (and for at most `CLIENT_TIMEOUT_SECS` of
-silence), never another scrape and never the daemon's event loop. It is silent: no access log
+silence), never another scrape and never the daemon's event loop; at most `MAX_CLIENTS`
+connections are served at once, so a flood of idle ones cannot grow the threads without bound
+(one over the bound is closed unanswered). It is silent: no access log
 line (a request line names the scraper's address), no traceback on stderr (an error is logged
 through `logging` without the client's address), and the `Server` header says `sidecar` only.
 """
@@ -24,10 +26,11 @@ import socketserver
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler
 
 import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from sidecar.config import split_host_port
 from sidecar.errors import UsageError
@@ -54,10 +57,14 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, 0 if address.endswith(":0") else port
 
 
-class _Handler(_SilentHandler):
-    """prometheus_client's silent request handler, with a client timeout and no stderr."""
+class _Handler(WSGIRequestHandler):
+    """wsgiref's request handler made silent (as prometheus_client's own is), with a client
+    timeout, no stderr and no version in the `Server` header."""
 
     timeout = CLIENT_TIMEOUT_SECS
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the access log line: it would name the client's address
 
     def version_string(self) -> str:
         return SERVER  # on the error pages http.server writes itself (400, 414)
