@@ -348,7 +348,7 @@ class Server:
             self.app.reload(cfg, self._sinks(cfg))
         except SidecarError as exc:
             metrics.config_reloads.labels("refused").inc()
-            log.error("reload refused; the running config stays", extra={"error": str(exc)})
+            log.error("reload refused; the running config stays", extra={"reason": str(exc)})
             return
         format_changed = cfg.input != old_input
         if format_changed:
@@ -373,7 +373,7 @@ class Server:
             out.write(orjson.dumps(doc) + b"\n")
             out.close()
         except (OutputError, UsageError) as exc:
-            log.error("cannot write --stats", extra={"error": str(exc)})
+            log.error("cannot write --stats", extra={"reason": str(exc)})
 
     def _source_counts(self) -> dict[str, dict[str, int]]:
         reg = self.app.metrics.registry

@@ -4,12 +4,14 @@ A thread reads stdin as `pipe` does (sources/files.py's Chunks: whole lines, gzi
 over `max_line_bytes` skipped and counted) and hands each chunk to the event loop; at most
 `in_flight` chunks wait there, so a fast producer is slowed rather than held in memory. Lines
 that arrive one a minute are handed on as they come (a live stream is read as it arrives).
+Unlike `pipe`, serve reads stdin as plain text (no gzip or bzip2).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -20,6 +22,20 @@ from sidecar.sources.files import Chunks
 log = logging.getLogger(__name__)
 
 Emit = Callable[[bytes, Callable[[], None] | None], None]
+
+
+class _Fd:
+    """stdin read with os.read: a thread blocked in it holds no lock of `sys.stdin.buffer`, so
+    the interpreter can exit while it waits (a blocked BufferedReader aborts the exit)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read1(self, n: int) -> bytes:
+        return os.read(self.fd, n)
 
 
 class StdinSource:
@@ -36,7 +52,8 @@ class StdinSource:
     ) -> None:
         self.emit = emit
         self.on_end = on_end
-        self.chunks = Chunks([("stdin", stream or sys.stdin.buffer)], max_line_bytes, chunk_bytes)
+        self.chunks = Chunks([("stdin", stream or _Fd(sys.stdin.fileno()))], max_line_bytes,
+                             chunk_bytes)  # fmt: skip
         self._credits = threading.Semaphore(in_flight)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._read, name="stdin", daemon=True)

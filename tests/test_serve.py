@@ -1,0 +1,217 @@
+"""serve: the daemon as a user runs it (a real process, real sockets, SQLite), from stdin.
+
+Syslog, follow and nginx end to end: tests/e2e/test_serve_nginx.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import apsw
+import pytest
+
+from tests.conftest import EMBEDDED_DB, PROJECT
+
+LINE = (
+    '203.0.113.77 - - [01/Dec/2026:10:00:00 +0000] "GET /v/{n}.m3u8?token=x HTTP/1.1" 200 512 '
+    '"-" "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"\n'
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rows(db: Path) -> list[tuple]:
+    if not db.exists():
+        return []
+    con = apsw.Connection(str(db))
+    try:
+        return list(con.execute("SELECT client_ip, path, query FROM requests ORDER BY path"))
+    except apsw.SQLError:  # the table is made with the first batch
+        return []
+    finally:
+        con.close()
+
+
+def wait_for(condition, timeout: float = 15.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+class Serve:
+    """`sidecar serve ARGS` in tmp_path, stdin a pipe, stderr (JSON self-log) kept."""
+
+    def __init__(self, tmp: Path, *args: str, config: str | None = None) -> None:
+        self.tmp = tmp
+        self.http = free_port()
+        self.db = tmp / "analytics.db"
+        cmd = [sys.executable, "-m", "sidecar", "serve", "--http", f"127.0.0.1:{self.http}",
+               "--geoip", str(EMBEDDED_DB), "--stats", str(tmp / "stats.json")]  # fmt: skip
+        if config is not None:
+            (tmp / "sidecar.toml").write_text(config)
+            cmd += ["--config", str(tmp / "sidecar.toml")]
+        if "--sink" not in args:
+            cmd += ["--sink", f"sqlite:{self.db}"]
+        self.stderr = (tmp / "stderr.log").open("wb")
+        self.proc = subprocess.Popen(
+            [*cmd, *args], cwd=tmp, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.stderr, env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        )  # fmt: skip
+        wait_for(lambda: self.logged("started") or self.proc.poll() is not None, what="start")
+
+    def log(self) -> list[dict]:
+        text = (self.tmp / "stderr.log").read_text()
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+    def logged(self, msg: str) -> bool:
+        return any(e.get("msg") == msg for e in self.log())
+
+    def write(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http}{path}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self.stderr.close()
+        return code
+
+    def stats(self) -> dict:
+        return json.loads((self.tmp / "stats.json").read_text())
+
+
+def test_stdin_alone_flushes_and_exits_0_at_its_end(tmp_path: Path) -> None:
+    s = Serve(tmp_path, "--stdin")
+    s.write("".join(LINE.format(n=i) for i in range(50)) + "garbage\n")
+    s.proc.stdin.close()  # type: ignore[union-attr]
+    assert s.proc.wait(30) == 0
+    got = rows(s.db)
+    assert len(got) == 50
+    assert {r[0] for r in got} == {"203.0.113.0"} and all(r[2] is None for r in got)
+    stats = s.stats()
+    assert stats["lines_in"] == 51 and stats["records_out"] == 50
+    assert stats["rejected"] == {"format_mismatch": 1}
+    assert stats["sources"] == {"stdin": {"lines": 51}}
+    assert stats["sinks"]["sqlite-analytics.db"]["delivered"] == 50
+    assert "203.0.113.77" not in (tmp_path / "stderr.log").read_text()
+
+
+def test_a_trickle_reaches_storage_within_the_batch_timeout(tmp_path: Path) -> None:
+    s = Serve(tmp_path, "--stdin")
+    try:
+        s.write(LINE.format(n=1))
+        wait_for(lambda: len(rows(s.db)) == 1, timeout=10, what="one line, stdin still open")
+    finally:
+        s.proc.stdin.close()  # type: ignore[union-attr]
+        assert s.stop() == 0
+
+
+def test_endpoints_healthz_readyz_metrics_and_404(tmp_path: Path) -> None:
+    s = Serve(tmp_path, "--stdin")
+    try:
+        s.write(LINE.format(n=1))
+        wait_for(lambda: len(rows(s.db)) == 1, what="a record")
+        assert s.get("/healthz")[0] == 200
+        status, body = s.get("/readyz")
+        assert status == 200 and json.loads(body)["ready"] is True
+        status, body = s.get("/metrics")
+        assert status == 200
+        assert b'sidecar_source_lines_total{source="stdin"} 1.0' in body
+        assert b'sidecar_records_delivered_total{sink="sqlite-analytics.db"} 1.0' in body
+        assert s.get("/")[0] == 404 and s.get("/metrics/x")[0] == 404
+    finally:
+        assert s.stop() == 0
+
+
+def test_sigterm_flushes_what_was_read_and_exits_0(tmp_path: Path) -> None:
+    config = "[serve]\nflush_interval_secs = 60.0\n[[sinks]]\nurl = 'sqlite:analytics.db'\n"
+    config += "batch_timeout_secs = 60.0\n"
+    s = Serve(tmp_path, "--stdin", "--sink", "sqlite:analytics.db", config=config)
+    s.write("".join(LINE.format(n=i) for i in range(20)))
+    time.sleep(0.3)  # read, held in a batch that would wait a minute
+    assert rows(s.db) == []
+    assert s.stop() == 0
+    assert len(rows(s.db)) == 20
+    assert s.logged("stopped")
+
+
+def test_sighup_reloads_a_good_config_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    s = Serve(tmp_path, "--stdin", config="[query]\nallow = []\n")
+    try:
+        s.write(LINE.format(n=1))
+        wait_for(lambda: len(rows(s.db)) == 1, what="first record")
+        (tmp_path / "sidecar.toml").write_text('[query]\nallow = ["token"]\n')
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: s.logged("reloaded"), what="reload")
+        s.write(LINE.format(n=2))
+        wait_for(lambda: len(rows(s.db)) == 2, what="second record")
+        assert rows(s.db)[1][2] == "token=x"  # the new rule
+        (tmp_path / "sidecar.toml").write_text("[query]\nallow = 3\n")
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: s.logged("reload refused; the running config stays"), what="refusal")
+        refusal = next(e for e in s.log() if e["msg"].startswith("reload refused"))
+        assert "query.allow" in refusal["reason"]
+        s.write(LINE.format(n=3))
+        wait_for(lambda: len(rows(s.db)) == 3, what="third record")
+        assert rows(s.db)[2][2] == "token=x"  # the good config still runs
+        body = s.get("/metrics")[1]
+        assert b'sidecar_config_reloads_total{result="ok"} 1.0' in body
+        assert b'sidecar_config_reloads_total{result="refused"} 1.0' in body
+    finally:
+        s.proc.stdin.close()  # type: ignore[union-attr]
+        assert s.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "serve: no source"),
+        (("--stdin", "--http", "nonsense"), "serve.http"),
+        (("--syslog-udp", "127.0.0.1:99999"), "serve.syslog_udp"),
+    ],
+)
+def test_bad_start_exits_2_naming_the_key(tmp_path: Path, args: tuple, message: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sidecar", "serve", "--geoip", "", *args],
+        cwd=tmp_path, capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr.decode()
+
+
+def test_a_port_in_use_exits_2_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "sidecar", "serve", "--geoip", "", "--stdin",
+             "--http", f"127.0.0.1:{port}"],
+            cwd=tmp_path, capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    assert out.returncode == 2
+    assert "serve.http" in out.stderr.decode()
