@@ -145,7 +145,7 @@ class JsonFormatter(logging.Formatter):
 
     def _text(self, text: str, limit: int) -> str:
         """Struck, then cut to `limit` characters (cut first, loosely, to bound the scan)."""
-        struck = self.literals.strike(text[: limit * _SCAN_FACTOR])
+        struck = self.literals.mask(text[: limit * _SCAN_FACTOR])  # cached when short
         if len(struck) > limit:
             return struck[: limit - 1] + "…"
         return struck
