@@ -8,9 +8,9 @@ stops propagating there) a handler that writes each record as one line:
      "msg": "...", "sink": "sqlite-analytics.db", "records": 3}
 
 then `"error": "TypeName"` and `"traceback": "..."` when an exception is logged, `"stack"` for
-`stack_info`. Fields passed as `extra={...}` become keys of their own (None, bool, int and float
-as they are, anything else as its `str()`); an extra named like one of the keys above is written
-as `extra.NAME` rather than over it.
+`stack_info`. Fields passed as `extra={...}` become keys of their own (None, bool, int, float
+and str as they are, a short list or tuple of those as an array, anything else as its `str()`);
+an extra named like one of the keys above is written as `extra.NAME` rather than over it.
 
 Defence in depth, since messages are the caller's and a caller can slip: the formatted message,
 every string extra, the traceback (which holds the exception's message) and the stack pass
@@ -43,6 +43,7 @@ LOGGER = "sidecar"
 MAX_MSG_CHARS = 2000  # the message and each string extra
 MAX_TRACE_CHARS = 8000  # a traceback or stack: its end is kept (the exception comes last)
 MAX_KEY_CHARS = 64
+MAX_ITEMS = 100  # a list or tuple of scalars up to this long is written as an array
 _SCAN_FACTOR = 4  # text is cut to this many times its bound before the scrubber reads it
 
 _RESERVED = ("ts", "level", "logger", "msg", "error", "traceback", "stack", "bad_args")
@@ -52,6 +53,7 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 _ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029)}
 #: what the part of an address literal after a cut can be written with
 _TOKEN_CHARS = "0123456789abcdefABCDEFxX.:%[]"
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 _INT64 = (-(1 << 63), (1 << 64) - 1)
 
 
@@ -141,6 +143,12 @@ class JsonFormatter(logging.Formatter):
             return value if _INT64[0] <= value <= _INT64[1] else self._text(str(value), 64)
         if kind is float:
             return value if math.isfinite(value) else str(value)
+        if (
+            kind in (list, tuple)
+            and len(value) <= MAX_ITEMS
+            and all(type(v) in _SCALARS for v in value)
+        ):
+            return [self._value(v) for v in value]  # names of sources or sinks: an array
         return self._text(_safe_str(value), MAX_MSG_CHARS)
 
     def _text(self, text: str, limit: int) -> str:

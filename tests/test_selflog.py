@@ -83,7 +83,8 @@ def test_extras_are_keys_scalars_as_they_are_the_rest_as_text() -> None:
             "huge": 1 << 70,
             "nan": float("nan"),
             "thing": Thing(),
-            "items": ["203.0.113.9"],
+            "items": ["203.0.113.9", 1, None],
+            "pairs": [("a", 1)],
             "bad": Unprintable(),
             "level": "clash",
         }
@@ -95,7 +96,8 @@ def test_extras_are_keys_scalars_as_they_are_the_rest_as_text() -> None:
     )  # fmt: skip
     assert doc["huge"] == str(1 << 70) and doc["nan"] == "nan"
     assert doc["thing"] == "a thing at 198.51.100.0"
-    assert doc["items"] == "['203.0.113.0']"
+    assert doc["items"] == ["203.0.113.0", 1, None]  # scalars: an array
+    assert doc["pairs"] == "[('a', 1)]"
     assert doc["bad"] == "<Unprintable that cannot be shown>"
 
 
