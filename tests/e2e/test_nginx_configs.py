@@ -283,3 +283,24 @@ def test_real_ip_takes_the_client_from_a_trusted_proxy(tmp_path: Path) -> None:
             [line] = receive(sock)
     assert line["remote_addr"] == "198.51.100.23"
     assert line["http_x_forwarded_for"] == "198.51.100.23, 127.0.0.1"
+
+
+def test_container_site_config_delivers_over_the_unix_socket(tmp_path: Path) -> None:
+    """deploy/nginx-site.conf (compose and pod), its container paths moved here."""
+    configs = install(tmp_path / "sidecar", ack_port=free_port())
+    with tempfile.TemporaryDirectory(prefix="sc-") as run:
+        path = Path(run) / "syslog.sock"
+        site = (PROJECT / "deploy" / "nginx-site.conf").read_text()
+        for old, new in [("/etc/nginx/sidecar", str(configs)), ("/run/sidecar/syslog.sock", str(path)),
+                         ("listen 80 default_server;", "listen 127.0.0.1:PORT default_server;"),
+                         ("/usr/share/nginx/html", "PREFIX/www")]:  # fmt: skip
+            assert old in site, old
+            site = site.replace(old, new)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.bind(str(path))
+            with Nginx(tmp_path, site) as nginx:
+                assert request(nginx.port, "GET", "/beacon?event=play")[0] == 204
+                status, _ = request(nginx.port, "POST", "/beacon", b'{"event":"end"}')
+                assert status == 204
+                get, post = receive(sock, 2)
+    assert get["request_uri"] == "/beacon?event=play" and post["request_body"] == '{"event":"end"}'
