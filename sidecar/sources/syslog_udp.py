@@ -57,7 +57,7 @@ class DatagramReceiver(asyncio.DatagramProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.connected = False
         if exc is not None:
-            log.error("%s: the socket closed on an error: %s", self._name, _errno_text(exc))
+            log.error("%s: the socket closed on an error: %s", self._name, errno_text(exc))
 
     def datagram_received(self, data: bytes, addr: object) -> None:
         self._received.inc()
@@ -73,12 +73,16 @@ class DatagramReceiver(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         # e.g. ECONNREFUSED from an ICMP error: never name the peer
-        log.warning("%s: socket error: %s", self._name, _errno_text(exc))
+        log.warning("%s: socket error: %s", self._name, errno_text(exc))
 
 
-def _errno_text(exc: BaseException) -> str:
+def errno_text(exc: BaseException) -> str:
+    """An OSError as the user reads it ("address already in use"): its errno, never its text,
+    which may name a peer; an OSError without one (Python's own, "AF_UNIX path too long")."""
     if isinstance(exc, OSError) and exc.errno is not None:
         return os.strerror(exc.errno).lower()
+    if type(exc) is OSError and exc.args and isinstance(exc.args[0], str):
+        return exc.args[0]
     return type(exc).__name__
 
 
@@ -95,7 +99,7 @@ def set_recv_buffer(sock: socket.socket, name: str, requested: int) -> int:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, requested)
     except OSError as exc:
-        log.warning("%s: cannot set the receive buffer: %s", name, _errno_text(exc))
+        log.warning("%s: cannot set the receive buffer: %s", name, errno_text(exc))
     obtained = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
     log.info(
         "%s: receive buffer %d bytes (asked %d; the kernel caps it at net.core.rmem_max and "
@@ -171,7 +175,7 @@ class SyslogUdpSource:
             transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
         except OSError as exc:
             sock.close()
-            raise self._error(_errno_text(exc)) from None
+            raise self._error(errno_text(exc)) from None
         self._sock, self._transport, self._protocol = sock, transport, protocol
         self._bound = sock.getsockname()[:2]
         self._proc_path = "/proc/net/udp6" if family == socket.AF_INET6 else "/proc/net/udp"
