@@ -57,6 +57,11 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 _INT64 = (-(1 << 63), (1 << 64) - 1)
 
 
+#: libraries whose warnings a daemon also writes (asyncio's transport errors can name a peer's
+#: address: struck like ours), as JSON lines, from WARNING up
+LIBRARY_LOGGERS = ("asyncio",)
+
+
 def configure(
     stream: TextIO | None = None, level: int = logging.INFO, ip: IpConfig | None = None
 ) -> logging.Handler:
@@ -66,20 +71,22 @@ def configure(
     ip = ip or IpConfig()
     literals = LiteralMasker(Masker(ip.ipv4_prefix_bits, ip.ipv6_prefix_bits), cache_entries=1024)
     handler = JsonLineHandler(stream if stream is not None else sys.stderr, literals)
-    logger = logging.getLogger(LOGGER)
-    _remove_handlers(logger)
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
+    for name in (LOGGER, *LIBRARY_LOGGERS):
+        logger = logging.getLogger(name)
+        _remove_handlers(logger)
+        logger.addHandler(handler)
+        logger.setLevel(level if name == LOGGER else max(level, logging.WARNING))
+        logger.propagate = False
     return handler
 
 
 def reset() -> None:
     """Undo `configure` (tests, and an embedding program that wants its own logging back)."""
-    logger = logging.getLogger(LOGGER)
-    _remove_handlers(logger)
-    logger.setLevel(logging.NOTSET)
-    logger.propagate = True
+    for name in (LOGGER, *LIBRARY_LOGGERS):
+        logger = logging.getLogger(name)
+        _remove_handlers(logger)
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
 
 
 def _remove_handlers(logger: logging.Logger) -> None:

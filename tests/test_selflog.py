@@ -329,3 +329,13 @@ def test_no_whole_address_and_exactly_one_json_line(before, sep1, addr, sep2, af
         assert not _whole(addr, line), line
         for s in _strings(doc):
             assert not _whole(addr, s), s
+
+
+def test_asyncio_warnings_are_json_lines_too_with_addresses_struck() -> None:
+    with json_log() as out:
+        logging.getLogger("asyncio").warning("socket.send() raised for peer ('%s', 5514)",
+                                             "198.51.100.23")  # fmt: skip
+        logging.getLogger("asyncio").info("not a warning: left out")
+    (doc,) = lines(out)
+    assert doc["logger"] == "asyncio" and "198.51.100.0" in doc["msg"]
+    assert "198.51.100.23" not in out.getvalue()
