@@ -202,7 +202,7 @@ class Server:
         log.info(
             "started", extra={"sources": [s.name for s in self.sources],
                               "sinks": [d.label for d in self.app.deliveries],
-                              "http": cfg.serve.http or None},
+                              "http_port": self.endpoints.port if self.endpoints else None},
         )  # fmt: skip
         watch = self.loop.create_task(self._watch_sinks())
         await self._stop.wait()
