@@ -1,13 +1,15 @@
 """The privacy stage: RawRequest -> CleanRecord, every field of the clean record made here.
 
 Each rule lives in its own module, is configured from its own config section and tested on its
-own (ip, geo, host, referrer, query, literals, useragent). This module composes them and is the
-one place that says where each clean field comes from; the record itself is made by the record
-factory (privacy.clean), which puts every field through the check its schema kind names (free
-text through the one scrubber, hosts through the host rule, closed vocabularies), so nothing
-handed to it unchecked can reach a record. Order matters once: the client is resolved (trusted
-proxies) before its country is looked up from the full address, which is then dropped with the
-raw record.
+own (ip, geo, host, referrer, query, beacon, literals, useragent). This module composes them and
+is the one place that says where each clean field comes from; the record itself is made by the
+record factory (privacy.clean), which puts every field through the check its schema kind names
+(free text through the one scrubber, hosts through the host rule, closed vocabularies), so
+nothing handed to it unchecked can reach a record. Order matters once: the client is resolved
+(trusted proxies) before its country is looked up from the full address, which is then dropped
+with the raw record. A request to a beacon path (after the path's own cleaning) keeps its
+allowlisted payload, query and body, by the beacon rule; any other keeps its query by the query
+rule, and its body never.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import re
 
 from sidecar.config import Config
+from sidecar.privacy.beacon import MAX_PAYLOAD_BYTES, Beacon
 from sidecar.privacy.clean import RecordFactory
 from sidecar.privacy.geo import CountryLookup
 from sidecar.privacy.host import HostRule
@@ -64,6 +67,12 @@ class PrivacyStage:
             host=self.hosts.scrub,  # the path's literals: struck by the factory, once
         )
         self.query = Query(config.query.allow)  # its values: struck by the factory
+        self.beacon = Beacon(
+            config.beacon.paths,
+            config.beacon.allow,
+            strike=self.factory.text,  # each kept pair settled under the factory's scrubber
+            max_payload_bytes=min(MAX_PAYLOAD_BYTES, config.input.max_line_bytes),
+        )
         self.keep_path_params = config.path.keep_params
         self.useragent = UserAgent(config.useragent.mode, config.useragent.cache_entries)
         # hot-path bindings: scrub runs once per line
@@ -72,6 +81,8 @@ class PrivacyStage:
         self._country = lookup.country if lookup is not None else (lambda addr, struck: None)
         self._reduce = self.referrer.reduce
         self._filter = self.query.filter if self.query.enabled else None
+        self._beacon_paths = self.beacon.paths
+        self._payload = self.beacon.payload
         self._make = self.factory.make
         self._coarse = self.useragent.coarse if self.useragent.mode != "drop" else None
         self._keep_ua = self.useragent.mode == "keep"
@@ -91,7 +102,9 @@ class PrivacyStage:
         referrer = raw.referrer
         referrer_host, referrer_path = self._reduce(referrer) if referrer else _NONE2
         query = raw.query
-        if query is not None:
+        if path in self._beacon_paths:  # a beacon: its payload, query and body, allowlisted
+            query = self._payload(query, raw.body)
+        elif query is not None:
             query = self._filter(query) if self._filter is not None else None
         # user agent: families only
         ua = raw.user_agent
