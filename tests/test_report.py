@@ -15,8 +15,9 @@ from sidecar import report
 from sidecar.config import SinkConfig
 from sidecar.errors import UsageError
 from sidecar.sinks.jsonl import JsonlSink
-from sidecar.sinks.sqlite import SqliteSink
+from sidecar.sinks.sqlite import SqliteSink, query
 from tests.conftest import run_sidecar
+from tests.formats.test_nginx_json import SIDECAR_GET, SIDECAR_POST
 from tests.sinks import record, varied
 
 TODAY = date(2026, 11, 24)
@@ -104,6 +105,7 @@ def test_build_over_sqlite_with_known_records(sqlite: SqliteSink) -> None:
     assert got == {
         "since": "0001-01-01",
         "requests": 5,
+        "beacons": 0,
         "tables": {
             "per_day": [
                 {"day": "2026-11-22", "requests": 1, "bytes": 100},
@@ -140,6 +142,7 @@ def test_build_over_sqlite_with_known_records(sqlite: SqliteSink) -> None:
                 {"ua_browser": None, "requests": 1, "share": 0.2},
                 {"ua_browser": "Firefox", "requests": 1, "share": 0.2},
             ],
+            "beacons": [],
         },
     }
 
@@ -206,11 +209,12 @@ def test_render_table_aligns_columns(sqlite: SqliteSink) -> None:
         [
             record(
                 country="XX", path="/a/very/long/path/name/that/is/wide.html", bytes=123_456_789_012
-            )
+            ),
+            record(path="/beacon", query="event=play", status=204, bytes=0),
         ]
     )
     text = report.render_table(report.build(sqlite, since="all", today=TODAY))
-    assert text.startswith("all time: 6 requests\n\n") and text.endswith("\n")
+    assert text.startswith("all time: 6 requests, 1 beacons\n\n") and text.endswith("\n")
     tables = blocks(text)
     assert list(tables) == [t.title for t in report.TABLES]
     for title, lines in tables.items():
@@ -223,8 +227,80 @@ def test_render_table_aligns_columns(sqlite: SqliteSink) -> None:
         for line in [header, *rows]:
             for s in starts[1:]:
                 assert line[s - 2 : s] == "  ", (title, line)  # two spaces between columns
-    assert "(none)" in "\n".join(tables["Top countries"])  # the empty key is shown as (none)
+    assert "(none)" in "\n".join(
+        tables["Top countries (beacons included)"]
+    )  # the empty key is shown as (none)
     assert "115.0 GiB" in text  # bytes in binary units
+
+
+# --- beacons, apart from content traffic -------------------------------------------------------
+def beacon(ts: str, path: str = "/beacon", **fields: object):
+    return record(**({"query": "event=play", "status": 204, "bytes": 0} | fields), ts=ts, path=path)
+
+
+@pytest.fixture
+def with_beacons(sqlite: SqliteSink) -> SqliteSink:
+    sqlite.write([
+        beacon("2026-11-23T10:00:01.000Z"),
+        beacon("2026-11-23T10:00:02.000Z", country="FR"),
+        beacon("2026-11-24T09:00:01.000Z", path="/collect", bytes=7),
+        beacon("2026-11-24T09:00:02.000Z"),
+        beacon("2026-11-21T09:00:00.000Z"),  # a day of beacons only
+        record(ts="2026-11-24T09:40:00.000Z", path="/beacon/", bytes=5),  # no beacon path
+    ])  # fmt: skip
+    return sqlite
+
+
+def test_beacons_are_counted_apart(with_beacons: SqliteSink) -> None:
+    got = report.build(with_beacons, since="all", today=TODAY, beacon_paths=("/beacon", "/collect"))
+    assert (got["requests"], got["beacons"]) == (6, 5)
+    assert got["tables"]["per_day"] == [  # the content traffic of the known records, and /beacon/
+        {"day": "2026-11-22", "requests": 1, "bytes": 100},
+        {"day": "2026-11-23", "requests": 2, "bytes": 250},
+        {"day": "2026-11-24", "requests": 3, "bytes": 1305},
+    ]  # 2026-11-21 had beacons only: no content row
+    assert got["tables"]["beacons"] == [
+        {"day": "2026-11-21", "path": "/beacon", "beacons": 1},
+        {"day": "2026-11-23", "path": "/beacon", "beacons": 2},
+        {"day": "2026-11-24", "path": "/beacon", "beacons": 1},
+        {"day": "2026-11-24", "path": "/collect", "beacons": 1},
+    ]
+    content = [r["content"] for r in got["tables"]["content"]]
+    assert "/beacon" not in content and "/collect" not in content and "/beacon/" in content
+    # the tables with a share count every request, beacons included: shares of all 11
+    for name in ("countries", "referrers", "status", "browsers"):
+        assert sum(r["requests"] for r in got["tables"][name]) == 11
+        assert sum(r["share"] for r in got["tables"][name]) == pytest.approx(1.0, abs=0.001)
+    assert {"status_class": "2xx", "requests": 9, "share": 0.8182} in got["tables"]["status"]
+
+
+def test_beacon_paths_are_read_as_configured_now(with_beacons: SqliteSink) -> None:
+    """Stored rows do not know which paths were beacons: the report asks the paths it is given."""
+    only = report.build(with_beacons, since="all", today=TODAY, beacon_paths=("/beacon",))
+    assert (only["requests"], only["beacons"]) == (7, 4)
+    assert {"content": "/collect", "requests": 1, "bytes": 7} in only["tables"]["content"]
+    none = report.build(with_beacons, since="all", today=TODAY, beacon_paths=())
+    assert (none["requests"], none["beacons"], none["tables"]["beacons"]) == (11, 0, [])
+    default = report.build(with_beacons, since="all", today=TODAY)
+    assert default == only  # the default is `beacon.paths`' default, ("/beacon",)
+
+
+def test_beacons_since_a_day(with_beacons: SqliteSink) -> None:
+    got = report.build(with_beacons, since="24h", today=TODAY, beacon_paths=("/beacon", "/collect"))
+    assert (got["requests"], got["beacons"]) == (3, 2)
+    assert [r["day"] for r in got["tables"]["beacons"]] == ["2026-11-24", "2026-11-24"]
+
+
+def test_beacon_keys_are_content_keys() -> None:
+    assert report.beacon_keys(["/b", "/a", "/b", "/x/beacon.ts"]) == ("/a", "/b", "/x/")
+
+
+def test_render_table_shows_the_beacons(with_beacons: SqliteSink) -> None:
+    text = report.render_table(report.build(with_beacons, since="all", today=TODAY))
+    assert text.startswith("all time: 7 requests, 4 beacons\n\n")
+    lines = blocks(text)["Beacons per day"]
+    assert lines[0].split() == ["day", "path", "beacons"]
+    assert lines[2].split() == ["2026-11-21", "/beacon", "1"]
 
 
 def test_render_table_for_an_empty_report(tmp_path: Path) -> None:
@@ -277,3 +353,26 @@ def test_cli_json_output_is_the_built_report(sqlite: SqliteSink) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert orjson.loads(result.stdout) == report.build(sqlite, since="all", limit=2)
+
+
+def test_pipe_then_report_counts_beacons_apart(tmp_path: Path) -> None:
+    """nginx/'s JSON log lines, content and beacons, through `sidecar pipe` into SQLite: the
+    report counts the beacons apart, and their payload is kept allowlisted in `query`."""
+    content = SIDECAR_GET.replace("/beacon?event=play&x=1", "/v/a/seg_1.m4s").replace(
+        '"status":"204","body_bytes_sent":"0"', '"status":"200","body_bytes_sent":"1000"'
+    )
+    db = tmp_path / "analytics.db"
+    lines = "\n".join([content, content, SIDECAR_GET, SIDECAR_POST, SIDECAR_GET]) + "\n"
+    piped = run_sidecar("pipe", "--sink", f"sqlite:{db}", input=lines.encode())
+    assert piped.returncode == 0, piped.stderr
+    out = run_sidecar("report", "--sink", f"sqlite:{db}", "--since", "all", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    got = orjson.loads(out.stdout)
+    assert (got["requests"], got["beacons"]) == (2, 3)
+    assert got["tables"]["per_day"] == [{"day": "2026-12-01", "requests": 2, "bytes": 2000}]
+    assert got["tables"]["content"] == [{"content": "/v/a/", "requests": 2, "bytes": 2000}]
+    assert got["tables"]["beacons"] == [{"day": "2026-12-01", "path": "/beacon", "beacons": 3}]
+    sink = SqliteSink(SinkConfig(url=f"sqlite:{db}"))
+    stored = query(sink, "SELECT query FROM requests WHERE path = '/beacon' ORDER BY query")
+    sink.close()
+    assert stored == [("event=pause",), ("event=play",), ("event=play",)]  # `x`, `u`: not allowed

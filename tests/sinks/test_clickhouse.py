@@ -459,7 +459,11 @@ def test_report_over_clickhouse_equals_report_over_sqlite(
         record(path="/v/deep/a/b/seg.M4S", bytes=1),
         record(path="", bytes=2),
         record(path="/x.mp4", status=0),
-    ]
+        # beacons: counted apart (a day of beacons only; a path that needs quoting in SQL)
+        *(record(ts=f"2026-11-{d}T08:00:00.000Z", path="/beacon", query="event=play",
+                 status=204, bytes=0) for d in ("09", "22", "24", "24")),
+        record(ts="2026-11-23T08:00:00.000Z", path="/b'x\\y", status=204, bytes=3),
+    ]  # fmt: skip
     chs = make_sink(f"?database={db}")
     chs.init()
     lite = SqliteSink(SinkConfig(url=f"sqlite:{tmp_path / 'a.db'}"))
@@ -475,10 +479,12 @@ def test_report_over_clickhouse_equals_report_over_sqlite(
         ("2026-11-18", 3),
         ("2w", 10),
     ]:
-        a = report.build(chs, since=since, limit=limit, today=today)
-        b = report.build(lite, since=since, limit=limit, today=today)
-        assert a == b, (since, limit)
-    assert report.build(chs, since="all", today=today)["requests"] == len(recs)
+        for beacons in (("/beacon",), ("/beacon", "/b'x\\y"), ()):
+            a = report.build(chs, since=since, limit=limit, today=today, beacon_paths=beacons)
+            b = report.build(lite, since=since, limit=limit, today=today, beacon_paths=beacons)
+            assert a == b, (since, limit, beacons)
+    got = report.build(chs, since="all", today=today, beacon_paths=("/beacon", "/b'x\\y"))
+    assert got["requests"] + got["beacons"] == len(recs) and got["beacons"] == 5
     lite.close()
 
 
