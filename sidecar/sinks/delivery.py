@@ -50,6 +50,7 @@ from sidecar.sinks.throttle import ThrottledLog
 log = logging.getLogger(__name__)
 _STOP = object()
 _RECONFIGURE = object()
+_WAKE = object()  # the spool was written from another thread: look at the retry time again
 #: how long `close()` waits past `shutdown_timeout_secs` for an attempt already under way
 CLOSE_MARGIN_SECS = 1.0
 
@@ -283,7 +284,9 @@ class Delivery:
                 item = self._queue.get_nowait()
         except queue.Empty:
             item = None
-        if item is _STOP:
+        if item is _WAKE:
+            pass
+        elif item is _STOP:
             self._stopping = True  # kept on self: an error below must not forget it
         elif type(item) is tuple:  # from offer: (batch, ack) or (_RECONFIGURE, (sink, config))
             batch, pending = item
@@ -470,6 +473,11 @@ class Delivery:
             self.metrics.spool_bytes.labels(self.label).set(self.spool.bytes)
             if not self._retry_at:
                 self._schedule_retry()
+        if threading.current_thread() is not self._thread:
+            # a sender or offer() spooled it while the delivery thread may be waiting for the
+            # queue with no timeout (nothing was due): wake it, or the retry never comes
+            with contextlib.suppress(queue.Full):  # a full queue wakes it anyway
+                self._queue.put_nowait(_WAKE)
 
     def _pop(self, path: Path) -> None:
         try:

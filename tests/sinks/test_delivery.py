@@ -878,3 +878,18 @@ def test_a_spool_under_the_legacy_name_is_adopted_and_replayed(tmp_path: Path) -
     stats = delivery.close()
     assert stats.delivered == 3 and numbers(sink.batches[0]) == [0, 1, 2]
     assert not (Path(store.spool_dir) / legacy_sink_id(sink.url)).exists()
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_batch_spooled_by_a_sender_is_retried_with_nothing_more_coming(
+    tmp_path: Path, concurrency: int
+) -> None:
+    # before: with concurrency > 1 the failed batch was spooled on a sender thread while the
+    # delivery thread waited on an empty queue with no timeout: the retry never came
+    sink = DoubleSink(fail=1, batch_max_rows=5, batch_timeout_secs=0.01)
+    sink.concurrency = concurrency
+    delivery, _ = offering(sink, storage(tmp_path))
+    delivery.offer(CleanBatch.of(numbered(5)))
+    wait_until(lambda: sum(map(len, sink.batches)) == 5, what="the retry from the spool")
+    assert delivery.health() is None
+    delivery.close()
