@@ -6,102 +6,21 @@ Syslog, follow and nginx end to end: tests/e2e/test_serve_nginx.py.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-import apsw
 import pytest
 
-from tests.conftest import EMBEDDED_DB, PROJECT
+from tests.serving import Serve, rows, wait_for
 
 LINE = (
     '203.0.113.77 - - [01/Dec/2026:10:00:00 +0000] "GET /v/{n}.m3u8?token=x HTTP/1.1" 200 512 '
     '"-" "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"\n'
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rows(db: Path) -> list[tuple]:
-    if not db.exists():
-        return []
-    con = apsw.Connection(str(db))
-    try:
-        return list(con.execute("SELECT client_ip, path, query FROM requests ORDER BY path"))
-    except apsw.SQLError:  # the table is made with the first batch
-        return []
-    finally:
-        con.close()
-
-
-def wait_for(condition, timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.02)
-
-
-class Serve:
-    """`sidecar serve ARGS` in tmp_path, stdin a pipe, stderr (JSON self-log) kept."""
-
-    def __init__(self, tmp: Path, *args: str, config: str | None = None) -> None:
-        self.tmp = tmp
-        self.http = free_port()
-        self.db = tmp / "analytics.db"
-        cmd = [sys.executable, "-m", "sidecar", "serve", "--http", f"127.0.0.1:{self.http}",
-               "--geoip", str(EMBEDDED_DB), "--stats", str(tmp / "stats.json")]  # fmt: skip
-        if config is not None:
-            (tmp / "sidecar.toml").write_text(config)
-            cmd += ["--config", str(tmp / "sidecar.toml")]
-        if "--sink" not in args:
-            cmd += ["--sink", f"sqlite:{self.db}"]
-        self.stderr = (tmp / "stderr.log").open("wb")
-        self.proc = subprocess.Popen(
-            [*cmd, *args], cwd=tmp, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.stderr, env={**os.environ, "PYTHONPATH": str(PROJECT)},
-        )  # fmt: skip
-        wait_for(lambda: self.logged("started") or self.proc.poll() is not None, what="start")
-
-    def log(self) -> list[dict]:
-        text = (self.tmp / "stderr.log").read_text()
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-    def logged(self, msg: str) -> bool:
-        return any(e.get("msg") == msg for e in self.log())
-
-    def write(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode())
-        self.proc.stdin.flush()
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http}{path}", timeout=5) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout)
-        self.stderr.close()
-        return code
-
-    def stats(self) -> dict:
-        return json.loads((self.tmp / "stats.json").read_text())
 
 
 def test_stdin_alone_flushes_and_exits_0_at_its_end(tmp_path: Path) -> None:

@@ -23,11 +23,11 @@ import pytest
 
 from sidecar.formats.detect import detect
 from tests.conftest import PROJECT
-from tests.e2e.nginx import Nginx, free_port
+from tests.e2e.nginx import NGINX_DIR, UDP_LINE, Nginx, free_port, http_conf
+from tests.e2e.nginx import install_configs as install
 
 pytestmark = pytest.mark.e2e
 
-NGINX_DIR = PROJECT / "nginx"
 KEYS = [
     "time_iso8601", "remote_addr", "host", "request_method", "request_uri", "server_protocol",
     "status", "body_bytes_sent", "request_time", "http_referer", "http_user_agent",
@@ -35,56 +35,6 @@ KEYS = [
 ]  # fmt: skip
 # nginx's RFC 3164 framing: <PRI>Mmm dd hh:mm:ss HOST TAG: MESSAGE
 SYSLOG = re.compile(rb"<\d{1,3}>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ nginx: (.*)\Z", re.S)
-UDP_LINE = "access_log syslog:server=127.0.0.1:5514,tag=nginx sidecar_json;"
-UNIX_LINE = "access_log syslog:server=unix:/run/sidecar/syslog.sock,tag=nginx sidecar_json;"
-
-
-def install(
-    dest: Path,
-    *,
-    syslog_port: int | None = None,
-    ack_port: int | None = None,
-    unix_socket: Path | None = None,
-    real_ip_from: str | None = None,
-) -> Path:
-    """Copy nginx/ to dest, changing only what a user changes: addresses, transport, real_ip."""
-    shutil.copytree(NGINX_DIR, dest)
-    syslog = (dest / "syslog.conf").read_text()
-    assert UDP_LINE in syslog and f"# {UNIX_LINE}" in syslog
-    if unix_socket is not None:  # the documented switch: comment one line, uncomment the other
-        syslog = syslog.replace(UDP_LINE, f"# {UDP_LINE}", 1).replace(f"# {UNIX_LINE}", UNIX_LINE)
-        syslog = syslog.replace("unix:/run/sidecar/syslog.sock", f"unix:{unix_socket}")
-    if syslog_port is not None:
-        syslog = syslog.replace("127.0.0.1:5514", f"127.0.0.1:{syslog_port}")
-    (dest / "syslog.conf").write_text(syslog)
-    if ack_port is not None:
-        ack = (dest / "beacon_ack.conf").read_text()
-        assert ack.count("127.0.0.1:8204") >= 2  # the upstream and the listen
-        (dest / "beacon_ack.conf").write_text(
-            ack.replace("127.0.0.1:8204", f"127.0.0.1:{ack_port}")
-        )
-    if real_ip_from is not None:
-        text = (dest / "real_ip.conf").read_text()
-        for directive in ("real_ip_header X-Forwarded-For;", "real_ip_recursive on;"):
-            assert f"# {directive}" in text
-            text = text.replace(f"# {directive}", directive)
-        text = text.replace("# set_real_ip_from 10.0.0.0/8;", f"set_real_ip_from {real_ip_from};")
-        (dest / "real_ip.conf").write_text(text)
-    return dest
-
-
-def http_conf(configs: Path, extra: str = "") -> str:
-    """http {} content as the docs say: the glob, then a server including the beacon location."""
-    return f"""
-        include {configs}/*.conf;
-        server {{
-            listen 127.0.0.1:PORT;
-            server_name cdn.example-video.eu;
-            root PREFIX/www;
-            include {configs}/server/beacon.conf;
-            {extra}
-        }}
-    """
 
 
 def request(
