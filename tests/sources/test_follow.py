@@ -281,6 +281,29 @@ def test_restart_resumes_from_the_checkpoint(tmp_path: Path) -> None:
     assert first.lines == lines("x", 10) and second.lines == lines("x", 3, start=10)
 
 
+def test_a_file_rewritten_while_stopped_is_read_from_its_start(tmp_path: Path) -> None:
+    """The inode is the same, the size is past the offset, but the first bytes differ: the
+    fingerprint (taken on the 310 bytes the file had, less than its full length) tells."""
+    log = tmp_path / "access.log"
+    append(log, lines("x", 10))
+    cfg = serve(tmp_path, read_from="beginning")
+    first, second = Sink(), Sink()
+
+    async def follow(sink: Sink, n: int) -> None:
+        f = FileFollower([str(log)], cfg, 4096, sink.emit)
+        await f.start()
+        await until(lambda: len(sink.lines) == n)
+        await until(lambda: f.unacked_bytes == 0)
+        await f.stop()
+
+    run(lambda: follow(first, 10))
+    with open(log, "r+b") as fh:  # copytruncate while down, then more lines than before
+        fh.truncate(0)
+        fh.write(b"".join(lines("y", 20)))
+    run(lambda: follow(second, 20))
+    assert second.lines == lines("y", 20)
+
+
 def test_unacknowledged_lines_come_again_after_a_restart(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     cfg = serve(tmp_path)
