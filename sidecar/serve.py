@@ -222,7 +222,12 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             self.loop.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_IGN)  # a second TERM must not cut the flush
-        self._close_sources()
+        for source in self.sources:  # stop reading (a follower saves what is acked so far)
+            stop = getattr(source, "stop", None)
+            if stop is not None:
+                await stop()
+            else:
+                source.close()
         for b in self.batchers.values():
             b.flush()
         closing = self.loop.run_in_executor(None, self.app.close)
@@ -235,9 +240,9 @@ class Server:
         for _ in range(3):  # the acks the deliveries sent back: checkpoints move on
             await asyncio.sleep(0)
         for source in self.sources:
-            stop = getattr(source, "stop", None)
-            if stop is not None:
-                await stop()
+            save = getattr(source, "save", None)
+            if save is not None:
+                save()
         if self.endpoints is not None:
             self.endpoints.close()
         self._write_stats(sink_stats)
