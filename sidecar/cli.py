@@ -305,7 +305,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError("report: no sqlite: or clickhouse: sink to read (--sink URL)")
     sink = open_sink(queryable[0])
     try:
-        data = report_mod.build(sink, since=args.since, limit=args.limit)
+        data = report_mod.build(
+            sink, since=args.since, limit=args.limit, beacon_paths=cfg.beacon.paths
+        )
     except SinkUnavailable as exc:
         raise SidecarError(f"report: {exc}") from None
     finally:
