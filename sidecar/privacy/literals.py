@@ -43,6 +43,8 @@ _TIME_LIKE = re.compile(r"\d{1,4}(?::\d{2}){1,3}(?:\.\d+)?")  # 2012:16:42:07, 1
 _HEX = frozenset("0123456789abcdefABCDEF")
 _OCTAL = frozenset("01234567")
 _SAFE = "/:@!$&'()*+,;=-._~?"
+_SEPARATORS = re.compile(r"([&=;/?#])")
+_PIECE_SAFE = ":@!$'()*,-._~"  # a piece's own separators come back escaped
 _MAX_DECODES = 8  # percent-decoding rounds: deeper than any encoding a client or proxy applies
 _DOTS = str.maketrans("\u3002\uff61\uff0e", "...")  # full stops UTS 46 reads as dots
 
@@ -121,8 +123,27 @@ class LiteralMasker:
             if decoded != out:
                 struck = self._scan(decoded)
                 if struck != decoded:
-                    out = quote(struck, safe=_SAFE)
+                    out = self._strike_pieces(out) or quote(struck, safe=_SAFE)
         return out
+
+    def _strike_pieces(self, text: str) -> str | None:
+        """The decoded view struck piece by piece between the text's own separators (`&`,
+        `=`, `;`, `/`, `?`, `#`), each piece encoded again with every separator it decoded to
+        (`%2526` -> `&`) escaped: a struck value never splits into new query pairs
+        (`ip=203%252E0%252E113%252E7%2526secret%253Dx` is not `ip=203.0.113.0&secret=x`).
+        None when no piece alone holds the address (it spans a separator)."""
+        pieces = _SEPARATORS.split(text)
+        changed = False
+        for i in range(0, len(pieces), 2):
+            piece = pieces[i]
+            if "%" not in piece:
+                continue
+            decoded = percent_decoded(piece)
+            struck = self._scan(decoded)
+            if struck != decoded:
+                pieces[i] = quote(struck, safe=_PIECE_SAFE)
+                changed = True
+        return "".join(pieces) if changed else None
 
     def _maybe(self, text: str) -> bool:
         """Whether text can hold a candidate at all: C-speed counts spare most text the scan."""

@@ -286,3 +286,18 @@ def test_the_scan_does_one_pass_per_token(unit: str) -> None:
     masker._token = counting  # type: ignore[method-assign]
     masker.strike(text)
     assert calls <= 3 * (text.count(" ") + text.count("/") + 1) * 8  # views x decode rounds
+
+
+def test_a_struck_value_never_splits_into_new_query_pairs() -> None:
+    # before: the decoded view was encoded again leaving `&` and `=` bare, so a value holding
+    # `%2526` became a pair of a name no allowlist admits: `ip=203.0.113.0&secret=x`
+    m = LiteralMasker(Masker(24, 48))
+    assert m.strike("ip=203%252E0%252E113%252E7%2526secret%253Dx") == "ip=203.0.113.0%26secret%3Dx"
+    assert m.strike("a=1&b=203%2E0%2E113%2E7") == "a=1&b=203.0.113.0"
+
+
+@given(st.text(alphabet="0123456789.%25Ee&=;/?#abx", max_size=60))
+def test_striking_adds_no_separator(text: str) -> None:
+    out = LiteralMasker(Masker(24, 48)).strike(text)
+    for sep in "&=;/?#":
+        assert out.count(sep) <= text.count(sep), (text, out)
