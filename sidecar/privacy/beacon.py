@@ -24,6 +24,7 @@ kept up to `max_chars` characters in all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import quote, unquote_plus
 
@@ -37,6 +38,8 @@ MAX_PAYLOAD_BYTES = 8192
 MAX_PAYLOAD_CHARS = 8192
 #: characters left bare in a kept name or value, besides letters, digits and `_.-~`
 _SAFE = ":/,@!$'()*"
+# what quote() leaves as it is (letters, digits, `_.-~` and _SAFE): such text skips it
+_PLAIN = re.compile(r"[A-Za-z0-9_.\-~:/,@!$'()*]*")
 _SETTLE_ROUNDS = 3
 
 
@@ -51,7 +54,10 @@ def form_pairs(text: str) -> Iterator[tuple[str, str]]:
     for part in text.split("&"):
         if part:
             name, _, value = part.partition("=")
-            yield unquote_plus(name, errors="replace"), unquote_plus(value, errors="replace")
+            if "%" not in part and "+" not in part:  # nothing to decode (most beacons)
+                yield name, value
+            else:
+                yield unquote_plus(name, errors="replace"), unquote_plus(value, errors="replace")
 
 
 def json_pairs(text: str) -> list[tuple[str, str]]:
@@ -74,9 +80,10 @@ def json_pairs(text: str) -> list[tuple[str, str]]:
 
 def encode_pair(name: str, value: str) -> str:
     """One kept pair as the query holds it: `name=value`, both percent-encoded (UTF-8)."""
+    plain = _PLAIN.fullmatch
     return (
-        f"{quote(name, safe=_SAFE, errors='surrogatepass')}="
-        f"{quote(value, safe=_SAFE, errors='surrogatepass')}"
+        f"{name if plain(name) else quote(name, safe=_SAFE, errors='surrogatepass')}="
+        f"{value if plain(value) else quote(value, safe=_SAFE, errors='surrogatepass')}"
     )
 
 

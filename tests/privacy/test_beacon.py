@@ -353,3 +353,12 @@ def test_beacons_as_a_real_nginx_logs_them(tmp_path: Path) -> None:
 def test_a_stage_with_beacons_rejects_what_it_rejected_before() -> None:
     with pytest.raises(Rejected):
         stage().scrub(RawRequest("not-an-ip", TS, "GET", "/beacon", "event=1", body="event=1"))
+
+
+def test_the_plain_fast_path_is_exactly_what_quote_leaves_alone() -> None:
+    from urllib.parse import quote
+
+    from sidecar.privacy.beacon import _PLAIN, _SAFE
+
+    for c in map(chr, range(0x20, 0x7F)):
+        assert bool(_PLAIN.fullmatch(c)) == (quote(c, safe=_SAFE) == c), c
