@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from sidecar.formats.base import Variable
 from sidecar.formats.nginx_json import JsonFormat
+from sidecar.record import RawRequest
 from sidecar.reject import Rejected
 from tests.conftest import MATOMO_LOGS
 from tests.formats import set_fields
@@ -386,3 +387,13 @@ def test_any_line_parses_or_is_rejected(fmt: JsonFormat, data: st.DataObject) ->
 )
 def test_lines_that_crashed_or_might(line: str) -> None:
     parses_or_rejects(JsonFormat(), line)
+
+
+def test_lines_read_through_the_cached_key_plan_equal_the_first() -> None:
+    # the second line of the same keys takes the cached plan; a null value takes the slow way
+    fmt = JsonFormat()
+    first = '{"remote_addr":"192.0.2.1","time_iso8601":"2026-12-01T10:00:00+00:00","status":"200","request_uri":"/a?x=1"}'
+    one, two = fmt.parse(first), fmt.parse(first)
+    assert all(getattr(one, k) == getattr(two, k) for k in RawRequest.__slots__)
+    nulled = fmt.parse(first.replace('"/a?x=1"', "null"))
+    assert nulled.path is None and nulled.status == 200
