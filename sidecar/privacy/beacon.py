@@ -80,11 +80,13 @@ def json_pairs(text: str) -> list[tuple[str, str]]:
 
 def encode_pair(name: str, value: str) -> str:
     """One kept pair as the query holds it: `name=value`, both percent-encoded (UTF-8)."""
-    plain = _PLAIN.fullmatch
-    return (
-        f"{name if plain(name) else quote(name, safe=_SAFE, errors='surrogatepass')}="
-        f"{value if plain(value) else quote(value, safe=_SAFE, errors='surrogatepass')}"
-    )
+    return f"{_encoded(name)}={_encoded(value)}"
+
+
+def _encoded(text: str) -> str:
+    if (text.isascii() and text.isalnum()) or _PLAIN.fullmatch(text):  # what quote() keeps
+        return text
+    return quote(text, safe=_SAFE, errors="surrogatepass")
 
 
 class Beacon:
@@ -135,6 +137,11 @@ class Beacon:
         kept = sorted(
             ((n, v) for n, v in self.pairs(query, body) if self.allowed(n)), key=lambda p: p[0]
         )
+        if not kept:
+            return None
+        whole = "&".join([encode_pair(n, v) for n, v in kept])
+        if len(whole) <= self.max_chars and self.strike(whole) == whole:
+            return whole  # nothing to strike (most beacons): every pair is settled as it is
         out: list[str] = []
         size = -1
         for name, value in kept:
