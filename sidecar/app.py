@@ -256,9 +256,12 @@ class App:
         self._retired_stats[d.label] = d.close()
 
     # --- closing ----------------------------------------------------------------------------
-    def close(self) -> dict[str, dict]:
+    def close(self, replay: bool = True) -> dict[str, dict]:
         """Flush every sink (each within storage.shutdown_timeout_secs); per sink name, what it
-        delivered, spooled, refused, dropped and left in the spool."""
+        delivered, spooled, refused, dropped and left in the spool. `replay=False`: a start
+        that failed (nothing was read) does not start the sinks just to replay their spools."""
+        if not replay and not self._started:
+            return {}
         self.start()
         closed: dict[str, DeliveryStats] = {}
         threads = [  # side by side: each waits up to its own shutdown timeout

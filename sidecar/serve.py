@@ -42,6 +42,8 @@ from sidecar.sinks.throttle import ThrottledLog
 log = logging.getLogger(__name__)
 
 Ack = Callable[[], None]
+#: the spool size from which its growth is logged (then at every doubling)
+SPOOL_LOG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,10 @@ class Batcher:
         try:
             pipeline = self._pipeline(chunk)
             result = pipeline.process(chunk)
-        except Exception:  # a bug: the lines are counted, never shown; the daemon goes on
-            self.warn.exception("bug", "source %s: a batch could not be processed", self.name)
+        except Exception as exc:  # a bug: the lines are counted, never shown (nor the error's
+            # text, which may quote them); the daemon goes on
+            self.warn.error("bug", "source %s: a batch could not be processed (%s)", self.name,
+                            type(exc).__name__)  # fmt: skip
             app.reject(INTERNAL_ERROR, chunk.count(b"\n"), self.name)
             self._fire(acks)
             return
@@ -193,7 +197,7 @@ class Server:
             self._close_sources()
             if self.endpoints is not None:
                 self.endpoints.close()
-            self.app.close()
+            self.app.close(replay=False)
             raise
         self.app.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -320,6 +324,7 @@ class Server:
     async def _watch_sinks(self) -> None:
         """Self-log sink up/down and spool growth, once a second; also the skipped counts."""
         was: dict[str, str | None] = {}
+        said_bytes: dict[str, int] = {}  # the spool size last logged, per sink
         too_long: dict[str, int] = {}
         while True:
             await asyncio.sleep(1.0)
@@ -332,6 +337,13 @@ class Server:
                         log.warning("sink down", extra={"sink": d.label, "why": now,
                                                         "spool_bytes": d.spool.bytes})  # fmt: skip
                 was[d.label] = now
+                size = d.spool.bytes
+                if size >= max(2 * said_bytes.get(d.label, 0), SPOOL_LOG_BYTES):
+                    log.warning("spool growing", extra={"sink": d.label, "spool_bytes": size,
+                                "spool_max_bytes": d.spool.max_bytes})  # fmt: skip
+                    said_bytes[d.label] = size
+                elif not size:
+                    said_bytes.pop(d.label, None)
             for source in self.sources:
                 n = getattr(source, "too_long", 0)
                 if n > too_long.get(source.name, 0):

@@ -143,6 +143,10 @@ class Delivery:
         # stores that take several inserts at once (ClickHouse, HTTP) get `concurrency` batches
         # in flight, each on its own connection; the others are written from this thread
         self._lock = threading.RLock()  # stats, metrics, spool pushes, dead letters, retries
+        self._use_senders(sink)
+
+    def _use_senders(self, sink: Sink) -> None:
+        """`concurrency` sender threads for a store that takes several inserts at once."""
         self._concurrency = max(1, getattr(sink, "concurrency", 1))
         self._slots = threading.BoundedSemaphore(self._concurrency)
         self._senders = (
@@ -342,13 +346,7 @@ class Delivery:
         if self._senders is not None:
             self._senders.shutdown(wait=True)
         self.sink, self.cfg = sink, sink_config
-        self._concurrency = max(1, getattr(sink, "concurrency", 1))
-        self._slots = threading.BoundedSemaphore(self._concurrency)
-        self._senders = (
-            ThreadPoolExecutor(self._concurrency, thread_name_prefix=f"send-{sink.id}")
-            if self._concurrency > 1
-            else None
-        )
+        self._use_senders(sink)
         log.info("sink %s reconfigured", self.label)
         self._open()
 

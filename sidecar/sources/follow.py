@@ -31,8 +31,10 @@ a held partial last line is handed on with a newline added and the file is close
 Lines are handed to `emit(lines, ack)` whole (a partial last line waits for its newline); a line
 longer than `max_line_bytes` is skipped while it streams past and counted in `too_long`. The
 checkpoint offset moves only over lines whose `ack` came (in file order, whatever order the acks
-come in), and never into the middle of a line. At most `8 * flush_max_bytes` may wait for acks per
-file: past that the file is not read until acks come (backpressure, bounded memory).
+come in), and never into the middle of a line. At most `serve.handoff_max_bytes` (and at least
+`8 * flush_max_bytes`) may wait for acks per file: past that the file is not read until acks
+come (backpressure). The lines themselves are not kept here: what waits is bounded by the
+hand-off to the sinks, which spools past its bound.
 
 Nothing here logs a line's content: messages name a path and a reason.
 """
@@ -58,7 +60,7 @@ log = logging.getLogger(__name__)
 Ack = Callable[[], None]
 Emit = Callable[[bytes, Ack], None]
 
-#: files waiting for acks may hold this many times `flush_max_bytes` before reading pauses
+#: files waiting for acks may hold at least this many times `flush_max_bytes` before reading pauses
 UNACKED_FLUSHES = 8
 #: a closed file's last offset is kept this long, to go on if the same file comes back
 RETIRED_SECS = 3600.0
@@ -121,7 +123,9 @@ class FileFollower:
         self.emit = emit
         self.too_long = 0
         self.store = CheckpointStore(serve.state_dir)
-        self._max_unacked = UNACKED_FLUSHES * serve.flush_max_bytes
+        # what may wait for acks: as much as the hand-off to the sinks holds (the sinks cut
+        # their batches by size or age: a bound below a batch would wait for its timeout)
+        self._max_unacked = max(UNACKED_FLUSHES * serve.flush_max_bytes, serve.handoff_max_bytes)
         self._clock: Callable[[], float] = time.monotonic
         self._throttle = ThrottledLog(log)
         self._readers: dict[tuple[int, int], _Reader] = {}

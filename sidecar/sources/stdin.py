@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 Emit = Callable[[bytes, Callable[[], None] | None], None]
 
 
-class _Fd:
+class FdReader:
     """stdin read with os.read: a thread blocked in it holds no lock of `sys.stdin.buffer`, so
     the interpreter can exit while it waits (a blocked BufferedReader aborts the exit)."""
 
@@ -52,7 +52,7 @@ class StdinSource:
     ) -> None:
         self.emit = emit
         self.on_end = on_end
-        self.chunks = Chunks([("stdin", stream or _Fd(sys.stdin.fileno()))], max_line_bytes,
+        self.chunks = Chunks([("stdin", stream or FdReader(sys.stdin.fileno()))], max_line_bytes,
                              chunk_bytes)  # fmt: skip
         self._credits = threading.Semaphore(in_flight)
         self._stopping = threading.Event()

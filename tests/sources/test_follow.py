@@ -505,11 +505,12 @@ def test_a_slow_daemon_slows_the_reader(tmp_path: Path) -> None:
     sink = Sink(ack=False)
 
     async def main() -> None:
-        f = FileFollower([str(log)], serve(tmp_path, read_from="beginning"), 4096, sink.emit)
-        await f.start()
-        await until(lambda: f.unacked_bytes >= 8 * 1024 - 100, "the bound")
+        cfg = serve(tmp_path, read_from="beginning", handoff_max_bytes=65536)
+        f = FileFollower([str(log)], cfg, 4096, sink.emit)
+        await f.start()  # the bound: what the hand-off holds (64 KiB here), not all 100 KiB
+        await until(lambda: f.unacked_bytes >= 64 * 1024 - 100, "the bound")
         await asyncio.sleep(0.05)
-        assert f.unacked_bytes <= 8 * 1024 + 1024  # it waits instead of reading on
+        assert f.unacked_bytes <= 64 * 1024 + 1024  # it waits instead of reading on
         while len(sink.lines) < len(data):
             sink.ack_all()
             await asyncio.sleep(0.002)

@@ -6,7 +6,7 @@ import asyncio
 import os
 import threading
 
-from sidecar.sources.stdin import StdinSource
+from sidecar.sources.stdin import FdReader, StdinSource
 
 
 def run_with_pipe(feed, max_line_bytes: int = 1024, in_flight: int = 2):
@@ -17,7 +17,7 @@ def run_with_pipe(feed, max_line_bytes: int = 1024, in_flight: int = 2):
         r, w = os.pipe()
         ended = asyncio.Event()
         source = StdinSource(lambda lines, ack: got.append(lines), max_line_bytes, 4096,
-                             on_end=ended.set, stream=_Raw(r), in_flight=in_flight)  # fmt: skip
+                             on_end=ended.set, stream=FdReader(r), in_flight=in_flight)  # fmt: skip
         await source.start()
         t = threading.Thread(target=lambda: (feed(w), os.close(w)))
         t.start()
@@ -28,17 +28,6 @@ def run_with_pipe(feed, max_line_bytes: int = 1024, in_flight: int = 2):
 
     source = asyncio.run(main())
     return got, source
-
-
-class _Raw:
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def read1(self, n: int) -> bytes:
-        return os.read(self.fd, n)
 
 
 def test_lines_arrive_whole_and_the_end_is_signalled() -> None:
