@@ -196,7 +196,9 @@ def test_a_sink_must_write() -> None:
 def test_registry_opens_the_sink_of_each_scheme(url: str, cls: str, queryable: bool) -> None:
     sink = open_sink(sink_config(url))
     assert type(sink).__name__ == cls and sink.scheme == url.partition(":")[0]
-    assert sink.queryable is queryable and sink.id == sink_name(sink_config(url)) and sink.url == url
+    assert (
+        sink.queryable is queryable and sink.id == sink_name(sink_config(url)) and sink.url == url
+    )
 
 
 def test_stdout_sink_writes_json_lines(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
