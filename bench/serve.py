@@ -100,7 +100,7 @@ class Serve:
         deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(OSError):
-                metric(self.http, "sidecar_lines_total")
+                metric(self.http, "sidecar_lines_received_total")
                 break
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError(f"sidecar serve did not start; see {work / 'serve.log'}")
@@ -193,7 +193,7 @@ def beacons_run(
                 answered, rate, bad = wrk(*drive)
             stored = settle(serve.http, "sidecar_records_delivered_total")
             kernel = metric(serve.http, "sidecar_datagrams_kernel_dropped_total")
-            received = metric(serve.http, "sidecar_datagrams_total")
+            received = metric(serve.http, "sidecar_syslog_datagrams_total")
     finally:
         serve.stop()
     ok = answered - bad

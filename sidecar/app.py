@@ -97,8 +97,10 @@ class App:
         metrics: Metrics | None = None,
         output: str = "jsonl",
         keep_rejects: bool = False,
+        source: str = "file",
     ) -> None:
         self.cfg = cfg
+        self.source = source  # the metrics' `source` of what emit() is given without one
         self.daemon = daemon
         self.metrics = metrics if metrics is not None else Metrics()
         self.output = output
@@ -160,12 +162,13 @@ class App:
     ) -> None:
         """Count a processed chunk and hand its records to every sink (or stdout)."""
         self.stats.add(result.lines_in, result.records_out, result.rejected)
-        self.metrics.lines.inc(result.lines_in)
+        source = source or self.source
+        m = self.metrics
+        m.lines_received.labels(source).inc(result.lines_in)
+        m.records_out.labels(source).inc(result.records_out)
         for reason, n in result.rejected.items():
-            self.metrics.lines_rejected.labels(reason).inc(n)
-        if source is not None:
-            self.by_source[source] += result.lines_in
-            self.metrics.source_lines.labels(source).inc(result.lines_in)
+            m.lines_rejected.labels(source, reason).inc(n)
+        self.by_source[source] += result.lines_in
         if self.out is not None:
             if result.output:
                 self.out.write(result.output)
@@ -189,11 +192,10 @@ class App:
     def reject(self, reason: str, n: int, source: str | None = None) -> None:
         """Lines a source skipped before any pipeline saw them (too long to hold)."""
         self.stats.reject(reason, n)
-        self.metrics.lines.inc(n)
-        self.metrics.lines_rejected.labels(reason).inc(n)
-        if source is not None:
-            self.by_source[source] += n
-            self.metrics.source_lines.labels(source).inc(n)
+        source = source or self.source
+        self.metrics.lines_received.labels(source).inc(n)
+        self.metrics.lines_rejected.labels(source, reason).inc(n)
+        self.by_source[source] += n
 
     def not_ready(self) -> dict[str, str]:
         """What keeps the sinks from being ready (for /readyz): sink name -> why."""
@@ -207,7 +209,7 @@ class App:
     def snapshot(self) -> dict:
         """The counters `--stats` writes: lines_in, records_out, rejected, sinks, sources."""
         doc = self.stats.as_dict()
-        if self.by_source:
+        if self.by_source and self.daemon:
             doc["sources"] = dict(self.by_source)
         return doc
 

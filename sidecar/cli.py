@@ -158,7 +158,10 @@ def cmd_pipe(args: argparse.Namespace) -> int:
         error = writable.replaceable_file_error(args.metrics_textfile)
         if error is not None:
             raise UsageError(f"--metrics-textfile: {error}")
-    app = App(cfg, sinks, output=cfg.pipe.output, keep_rejects=args.rejects is not None)
+    source = "stdin" if files == ["-"] else "file"
+    app = App(cfg, sinks, output=cfg.pipe.output, keep_rejects=args.rejects is not None,
+              source=source)  # fmt: skip
+    app.metrics.add_source(source)
     rejects_out = Output.open(args.rejects, "--rejects") if args.rejects else None
     stats_out = Output.open(args.stats, "--stats") if args.stats else None
 

@@ -1,36 +1,67 @@
 """Every metric sidecar exports, defined in one place, on an injectable registry.
 
 Names follow `sidecar_<noun>_<unit>_total` for counters, in base units. Label values come from
-closed sets only: a rejection reason (sidecar.reject.REASONS), a sink id (from the config, never
-from input), a drop or dead-letter reason from a fixed list. No label ever holds input data.
+closed sets only: a source (SOURCES), a rejection reason (sidecar.reject.REASONS), a sink name
+(from the config, never an address), a drop, dead-letter, datagram or reload result from a fixed
+list. No label ever holds input data. docs/metrics.md documents every family.
 """
 
 from __future__ import annotations
 
 import errno
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    write_to_textfile,
+)
 
+from sidecar import __version__
+from sidecar.record import SCHEMA_VERSION
+from sidecar.reject import REASONS
+from sidecar.sources.syslog import MALFORMED_REASONS
 from sidecar.writable import replaceable_file_error
 
 DROP_REASONS = ("spool_full", "spool_write_failed", "dead_letter_write_failed", "shutdown_timeout")
 DEAD_LETTER_REASONS = ("schema", "data", "other")
-#: where lines come from: `sidecar pipe`'s files and stdin, `sidecar serve`'s sources
-SOURCES = ("pipe", "stdin", "syslog_udp", "syslog_unix", "follow")
+#: where lines come from: `sidecar pipe`'s files or stdin, `sidecar serve`'s sources, the proxy
+SOURCES = ("stdin", "file", "follow", "syslog_udp", "syslog_unix", "proxy")
+SYSLOG_SOURCES = ("syslog_udp", "syslog_unix")
+#: a syslog datagram: read (`ok`), or why not (sources/syslog.py's reasons)
+DATAGRAM_RESULTS = ("ok", *MALFORMED_REASONS)
 RELOAD_RESULTS = ("ok", "refused")
+
+# the `_created` series double every counter for no use (and dashboards trip on them)
+disable_created_metrics()
 
 
 class Metrics:
-    """The metric families of one sidecar process (tests pass their own registry)."""
+    """The metric families of one sidecar process (tests pass their own registry).
+
+    Closed label sets are set to 0 at start, and `add_source` / `add_sink` do the same for
+    each configured source and sink, so that `rate()` and alerts work from the first scrape."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.lines = Counter("sidecar_lines_total", "Input lines read.", registry=r)
+        self.lines_received = Counter(
+            "sidecar_lines_received_total", "Input lines read, by source.", ["source"],
+            registry=r,
+        )  # fmt: skip
         self.lines_rejected = Counter(
             "sidecar_lines_rejected_total",
-            "Input lines skipped, by reason.",
-            ["reason"],
+            "Input lines skipped, by source and reason.",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.records_out = Counter(
+            "sidecar_records_out_total",
+            "Clean records the privacy stage made, by source.",
+            ["source"],
             registry=r,
         )
         self.records_delivered = Counter(
@@ -57,12 +88,38 @@ class Metrics:
             ["sink", "reason"],
             registry=r,
         )
+        self.records_overflowed = Counter(
+            "sidecar_records_overflowed_total",
+            "Clean records put straight into the spool because the in-memory hand-off was full.",
+            ["sink"],
+            registry=r,
+        )
         self.sink_retries = Counter(
             "sidecar_sink_retries_total", "Failed delivery attempts that will be retried.",
             ["sink"], registry=r,
         )  # fmt: skip
         self.spool_bytes = Gauge(
             "sidecar_spool_bytes", "Bytes waiting in the disk spool.", ["sink"], registry=r
+        )
+        self.spool_max_bytes = Gauge(
+            "sidecar_spool_max_bytes", "The disk spool's bound (storage.spool_max_bytes).",
+            ["sink"], registry=r,
+        )  # fmt: skip
+        self.queue_bytes = Gauge(
+            "sidecar_queue_bytes",
+            "Bytes of clean records waiting in memory for the sink (serve's hand-off).",
+            ["sink"],
+            registry=r,
+        )
+        self.sink_up = Gauge(
+            "sidecar_sink_up", "1 while the store took its last batch, else 0.", ["sink"],
+            registry=r,
+        )  # fmt: skip
+        self.sink_last_success = Gauge(
+            "sidecar_sink_last_success_timestamp_seconds",
+            "When the store last confirmed a batch (Unix time).",
+            ["sink"],
+            registry=r,
         )
         self.batch_seconds = Histogram(
             "sidecar_sink_batch_seconds",
@@ -71,17 +128,10 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
-
-        self.source_lines = Counter(
-            "sidecar_source_lines_total", "Input lines read, by source.", ["source"], registry=r
-        )
-        self.datagrams = Counter(
-            "sidecar_datagrams_total", "Syslog datagrams received.", ["source"], registry=r
-        )
-        self.datagrams_malformed = Counter(
-            "sidecar_datagrams_malformed_total",
-            "Syslog datagrams that were not syslog (skipped), by reason.",
-            ["source", "reason"],
+        self.syslog_datagrams = Counter(
+            "sidecar_syslog_datagrams_total",
+            "Syslog datagrams received, by result: ok, or why one was skipped.",
+            ["source", "result"],
             registry=r,
         )
         self.datagrams_kernel_dropped = Counter(
@@ -90,16 +140,42 @@ class Metrics:
             ["source"],
             registry=r,
         )
-        self.records_overflowed = Counter(
-            "sidecar_records_overflowed_total",
-            "Clean records put straight into the spool because the in-memory hand-off was full.",
-            ["sink"],
-            registry=r,
-        )
         self.config_reloads = Counter(
             "sidecar_config_reloads_total", "SIGHUP config reloads, by result.", ["result"],
             registry=r,
         )  # fmt: skip
+        self.build_info = Gauge(
+            "sidecar_build_info", "sidecar's version and its record schema version (always 1).",
+            ["version", "schema"], registry=r,
+        )  # fmt: skip
+        self.build_info.labels(__version__, str(SCHEMA_VERSION)).set(1)
+        ProcessCollector(registry=r)
+        for result in RELOAD_RESULTS:
+            self.config_reloads.labels(result)
+
+    def add_source(self, source: str) -> None:
+        """Set a source's series to 0 (every reason, every datagram result)."""
+        self.lines_received.labels(source)
+        self.records_out.labels(source)
+        for reason in REASONS:
+            self.lines_rejected.labels(source, reason)
+        if source in SYSLOG_SOURCES:
+            for result in DATAGRAM_RESULTS:
+                self.syslog_datagrams.labels(source, result)
+            self.datagrams_kernel_dropped.labels(source)
+
+    def add_sink(self, sink: str, spool_max_bytes: int) -> None:
+        """Set a sink's series to 0 (and its bound), and say it is up until it fails."""
+        for family in (self.records_delivered, self.records_spooled, self.records_overflowed,
+                       self.sink_retries, self.spool_bytes, self.queue_bytes,
+                       self.sink_last_success, self.batch_seconds):  # fmt: skip
+            family.labels(sink)
+        for reason in DROP_REASONS:
+            self.records_dropped.labels(sink, reason)
+        for reason in DEAD_LETTER_REASONS:
+            self.records_dead_lettered.labels(sink, reason)
+        self.spool_max_bytes.labels(sink).set(spool_max_bytes)
+        self.sink_up.labels(sink).set(1)
 
     def write_textfile(self, path: str) -> None:
         """For node_exporter's textfile collector (batch jobs such as `sidecar pipe`).

@@ -191,6 +191,7 @@ class Server:
         try:
             self._open_endpoints(cfg)
             for source in self._make_sources(cfg):
+                self.app.metrics.add_source(source.name)
                 await source.start()
                 self.sources.append(source)
         except BaseException:
@@ -399,18 +400,15 @@ class Server:
             name = source.name
             counts = {"lines": self.app.by_source.get(name, 0)}
             if name.startswith("syslog"):
-                counts["datagrams"] = int(
-                    reg.get_sample_value("sidecar_datagrams_total", {"source": name}) or 0
-                )
-                counts["malformed"] = int(
-                    sum(
-                        s.value
-                        for m in reg.collect()
-                        if m.name == "sidecar_datagrams_malformed"
-                        for s in m.samples
-                        if s.name.endswith("_total") and s.labels.get("source") == name
-                    )
-                )
+                results = {
+                    smp.labels["result"]: int(smp.value)
+                    for fam in reg.collect()
+                    if fam.name == "sidecar_syslog_datagrams"
+                    for smp in fam.samples
+                    if smp.name.endswith("_total") and smp.labels.get("source") == name
+                }
+                counts["datagrams"] = sum(results.values())
+                counts["malformed"] = counts["datagrams"] - results.get("ok", 0)
             out[name] = counts
         return out
 

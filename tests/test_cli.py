@@ -170,8 +170,9 @@ def test_metrics_textfile(tmp_path: Path) -> None:
                       input=HOSTILE)  # fmt: skip
     assert out.returncode == 0, out.stderr
     text = prom.read_text()
-    assert "sidecar_lines_total 4.0" in text
-    assert 'sidecar_lines_rejected_total{reason="format_mismatch"} 1.0' in text
+    assert 'sidecar_lines_received_total{source="stdin"} 4.0' in text
+    assert 'sidecar_records_out_total{source="stdin"} 3.0' in text
+    assert 'sidecar_lines_rejected_total{reason="format_mismatch",source="stdin"} 1.0' in text
     assert "sidecar_records_delivered_total{sink=" in text and "} 3.0" in text
     assert not SECRETS.search(prom.read_bytes())
 

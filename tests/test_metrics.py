@@ -13,7 +13,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar import reject
-from sidecar.metrics import DEAD_LETTER_REASONS, DROP_REASONS, RELOAD_RESULTS, SOURCES, Metrics
+from sidecar.metrics import (
+    DATAGRAM_RESULTS,
+    DEAD_LETTER_REASONS,
+    DROP_REASONS,
+    RELOAD_RESULTS,
+    SOURCES,
+    Metrics,
+)
 from sidecar.sinks.base import SinkRejected
 from sidecar.sinks.clickhouse import DATA_CODES, RETRYABLE_CODES, SCHEMA_CODES, classify
 from sidecar.sinks.sqlite import _classify
@@ -21,63 +28,58 @@ from tests.sinks import DoubleSink, numbered, start, storage
 
 #: every metric family and its label names
 FAMILIES = {
-    "sidecar_lines": ("counter", ()),
-    "sidecar_lines_rejected": ("counter", ("reason",)),
+    "sidecar_lines_received": ("counter", ("source",)),
+    "sidecar_lines_rejected": ("counter", ("source", "reason")),
+    "sidecar_records_out": ("counter", ("source",)),
     "sidecar_records_delivered": ("counter", ("sink",)),
     "sidecar_records_spooled": ("counter", ("sink",)),
     "sidecar_records_dropped": ("counter", ("sink", "reason")),
     "sidecar_records_dead_lettered": ("counter", ("sink", "reason")),
+    "sidecar_records_overflowed": ("counter", ("sink",)),
     "sidecar_sink_retries": ("counter", ("sink",)),
     "sidecar_spool_bytes": ("gauge", ("sink",)),
+    "sidecar_spool_max_bytes": ("gauge", ("sink",)),
+    "sidecar_queue_bytes": ("gauge", ("sink",)),
+    "sidecar_sink_up": ("gauge", ("sink",)),
+    "sidecar_sink_last_success_timestamp_seconds": ("gauge", ("sink",)),
     "sidecar_sink_batch_seconds": ("histogram", ("sink",)),
-    "sidecar_source_lines": ("counter", ("source",)),
-    "sidecar_datagrams": ("counter", ("source",)),
-    "sidecar_datagrams_malformed": ("counter", ("source", "reason")),
+    "sidecar_syslog_datagrams": ("counter", ("source", "result")),
     "sidecar_datagrams_kernel_dropped": ("counter", ("source",)),
-    "sidecar_records_overflowed": ("counter", ("sink",)),
     "sidecar_config_reloads": ("counter", ("result",)),
+    "sidecar_build_info": ("gauge", ("version", "schema")),
 }
-#: the closed set each label takes its values from (sink ids come from the config)
+#: the closed set each label takes its values from (sink names come from the config)
 CLOSED = {
     ("sidecar_lines_rejected", "reason"): set(reject.REASONS),
     ("sidecar_records_dropped", "reason"): set(DROP_REASONS),
     ("sidecar_records_dead_lettered", "reason"): set(DEAD_LETTER_REASONS),
-    ("sidecar_source_lines", "source"): set(SOURCES),
+    ("sidecar_syslog_datagrams", "result"): set(DATAGRAM_RESULTS),
     ("sidecar_config_reloads", "result"): set(RELOAD_RESULTS),
-}
+    **{(f, "source"): set(SOURCES) for f in (
+        "sidecar_lines_received", "sidecar_lines_rejected", "sidecar_records_out",
+        "sidecar_syslog_datagrams", "sidecar_datagrams_kernel_dropped")},
+}  # fmt: skip
+
+
+def sidecar_families(m: Metrics):
+    """The registry's families but the process collector's (process_*)."""
+    return [f for f in m.registry.collect() if f.name.startswith("sidecar_")]
 
 
 def touched() -> Metrics:
-    """A Metrics with one sample in every family and every allowed label value."""
+    """A Metrics with every configured source and sink pre-set (as sidecar does at start)."""
     m = Metrics()
-    m.lines.inc()
-    for reason in reject.REASONS:
-        m.lines_rejected.labels(reason).inc()
-    for sink in ("sqlite-a-00000000", "clickhouse-h-8123-11111111"):
-        m.records_delivered.labels(sink).inc()
-        m.records_spooled.labels(sink).inc()
-        for reason in DROP_REASONS:
-            m.records_dropped.labels(sink, reason).inc()
-        for reason in DEAD_LETTER_REASONS:
-            m.records_dead_lettered.labels(sink, reason).inc()
-        m.sink_retries.labels(sink).inc()
-        m.spool_bytes.labels(sink).set(10)
-        m.batch_seconds.labels(sink).observe(0.01)
-        m.records_overflowed.labels(sink).inc()
     for source in SOURCES:
-        m.source_lines.labels(source).inc()
-    for source in ("syslog_udp", "syslog_unix"):
-        m.datagrams.labels(source).inc()
-        m.datagrams_malformed.labels(source, "no_priority").inc()
-        m.datagrams_kernel_dropped.labels(source).inc()
-    for result in RELOAD_RESULTS:
-        m.config_reloads.labels(result).inc()
+        m.add_source(source)
+    for sink in ("sqlite-analytics.db", "clickhouse-analytics.requests"):
+        m.add_sink(sink, 1 << 30)
+        m.batch_seconds.labels(sink).observe(0.01)
     return m
 
 
 def test_the_families_and_their_labels() -> None:
     got = {}
-    for family in touched().registry.collect():
+    for family in sidecar_families(touched()):
         labels = {tuple(k for k in s.labels if k != "le") for s in family.samples}
         assert len(labels) == 1, family.name
         got[family.name] = (family.type, labels.pop())
@@ -88,16 +90,12 @@ def test_the_families_and_their_labels() -> None:
 def test_names_follow_the_convention(family: str) -> None:
     kind, _ = FAMILIES[family]
     assert re.fullmatch(r"sidecar(_[a-z]+)+", family)
-    text = "\n".join(
-        f"{s.name}" for f in touched().registry.collect() if f.name == family for s in f.samples
-    )
-    names = set(text.split("\n"))
-    if kind == "counter":
-        # counters: sidecar_<noun>[_<unit>]_total (and the client's _created timestamp)
-        assert {n for n in names if not n.endswith("_created")} == {family + "_total"}
+    names = {s.name for f in touched().registry.collect() if f.name == family for s in f.samples}
+    if kind == "counter":  # sidecar_<noun>[_<unit>]_total, and no _created series
+        assert names == {family + "_total"}
     else:
-        assert not any(n.endswith("_total") for n in names)
-        assert family.endswith(("_bytes", "_seconds"))  # base units
+        assert not any(n.endswith(("_total", "_created")) for n in names)
+        assert family.endswith(("_bytes", "_seconds", "_up", "_info"))  # base units, or 0/1
 
 
 def test_exposition_text_parses_and_only_counters_end_in_total(tmp_path: Path) -> None:
@@ -107,16 +105,18 @@ def test_exposition_text_parses_and_only_counters_end_in_total(tmp_path: Path) -
     families = {
         f.name: f
         for f in text_string_to_metric_families(path.read_text())
-        if not f.name.endswith("_created")  # the client's creation timestamps, one per series
+        if f.name.startswith("sidecar_")
     }
     assert set(families) == set(FAMILIES)
     for name, family in families.items():
         assert family.type == FAMILIES[name][0]
-    assert "sidecar_lines_total 1.0" in path.read_text()
+    text = path.read_text()
+    assert 'sidecar_lines_received_total{source="follow"} 0.0' in text  # pre-set: rate() works
+    assert "_created" not in text and "process_resident_memory_bytes" in text
 
 
 def test_label_values_come_from_closed_sets() -> None:
-    for family in touched().registry.collect():
+    for family in sidecar_families(touched()):
         for s in family.samples:
             for label, value in s.labels.items():
                 allowed = CLOSED.get((family.name, label))
@@ -178,10 +178,10 @@ def test_a_delivery_labels_with_its_sink_id_only(tmp_path: Path) -> None:
 def test_a_fresh_registry_per_metrics() -> None:
     a, b = Metrics(), Metrics()  # no "Duplicated timeseries" error
     assert a.registry is not b.registry
-    a.lines.inc(5)
+    a.lines_received.labels("stdin").inc(5)
     a.records_delivered.labels("s").inc(2)
-    assert a.registry.get_sample_value("sidecar_lines_total") == 5
-    assert b.registry.get_sample_value("sidecar_lines_total") == 0
+    assert a.registry.get_sample_value("sidecar_lines_received_total", {"source": "stdin"}) == 5
+    assert b.registry.get_sample_value("sidecar_lines_received_total", {"source": "stdin"}) is None
     assert b.registry.get_sample_value("sidecar_records_delivered_total", {"sink": "s"}) is None
 
 
@@ -189,8 +189,8 @@ def test_a_given_registry_is_used_and_cannot_take_a_second_set() -> None:
     registry = CollectorRegistry()
     m = Metrics(registry)
     assert m.registry is registry
-    m.lines.inc()
-    assert registry.get_sample_value("sidecar_lines_total") == 1
+    m.lines_received.labels("file").inc()
+    assert registry.get_sample_value("sidecar_lines_received_total", {"source": "file"}) == 1
     with pytest.raises(ValueError, match="Duplicated"):
         Metrics(registry)
 

@@ -59,7 +59,7 @@ def test_endpoints_healthz_readyz_metrics_and_404(tmp_path: Path) -> None:
         assert status == 200 and json.loads(body)["ready"] is True
         status, body = s.get("/metrics")
         assert status == 200
-        assert b'sidecar_source_lines_total{source="stdin"} 1.0' in body
+        assert b'sidecar_lines_received_total{source="stdin"} 1.0' in body
         assert b'sidecar_records_delivered_total{sink="sqlite-analytics.db"} 1.0' in body
         assert s.get("/")[0] == 404 and s.get("/metrics/x")[0] == 404
     finally:

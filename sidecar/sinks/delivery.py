@@ -139,7 +139,10 @@ class Delivery:
         self._backoff = 0.0
         self._retry_at = 0.0
         self._deadline: float | None = None
+        metrics.add_sink(self.label, storage.spool_max_bytes)
         self.metrics.spool_bytes.labels(self.label).set(self.spool.bytes)
+        self._up = metrics.sink_up.labels(self.label)
+        self._queued = metrics.queue_bytes.labels(self.label)
         # stores that take several inserts at once (ClickHouse, HTTP) get `concurrency` batches
         # in flight, each on its own connection; the others are written from this thread
         self._lock = threading.RLock()  # stats, metrics, spool pushes, dead letters, retries
@@ -184,6 +187,7 @@ class Delivery:
             )
             if room:
                 self._queued_bytes += size
+                self._queued.set(self._queued_bytes)
         if room:
             self._queue.put((batch, pending))
             return
@@ -299,6 +303,7 @@ class Delivery:
             else:
                 with self._submit_lock:
                     self._queued_bytes -= len(batch.data)
+                    self._queued.set(self._queued_bytes)
                 self._add(batch, pending)
         elif item is not None:
             self._add(item)
@@ -426,6 +431,7 @@ class Delivery:
             return True
         except Exception as exc:  # SinkUnavailable, or anything unforeseen: keep and retry
             self._last_ok = False
+            self._up.set(0)
             self.metrics.sink_retries.labels(self.label).inc()
             if not isinstance(exc, SinkUnavailable):
                 self.warn.exception("bug", "sink %s: unexpected error; batch kept for retry",
@@ -439,6 +445,8 @@ class Delivery:
                 self._schedule_retry()  # a replay failed: wait longer
             return False
         self._last_ok = True
+        self._up.set(1)
+        self.metrics.sink_last_success.labels(self.label).set(time.time())
         with self._lock:
             if self._abandoned:
                 return True

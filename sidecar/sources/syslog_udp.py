@@ -1,10 +1,11 @@
 """`serve.syslog_udp`: syslog datagrams on a UDP socket, one log line each, as nginx sends them.
 
-nginx: ``access_log syslog:server=127.0.0.1:5514,tag=nginx combined;``. Each datagram is counted
-(`sidecar_datagrams_total{source="syslog_udp"}`), framed by `sources.syslog.message`, and its
+nginx: ``access_log syslog:server=127.0.0.1:5514,tag=nginx combined;``. Each datagram is framed
+by `sources.syslog.message`, counted (`sidecar_syslog_datagrams_total{result="ok"}`), and its
 line handed to the daemon's ``emit(line + b"\\n", None)`` at once: the daemon micro-batches, so
 nothing is held here, and a datagram has nothing to acknowledge. A datagram that carries no line
-is counted by reason (`sidecar_datagrams_malformed_total`) and skipped; it never stops the next.
+is counted by reason (`sidecar_syslog_datagrams_total{result=REASON}`) and skipped; it never
+stops the next.
 
 Loss: the kernel drops a datagram silently when the socket's receive buffer is full (the reader
 fell behind). The buffer is set with SO_RCVBUF to `serve.recv_buffer_bytes` before bind; the
@@ -45,10 +46,8 @@ class DatagramReceiver(asyncio.DatagramProtocol):
     def __init__(self, name: str, emit: Emit, metrics: Metrics) -> None:
         self._name = name
         self._emit = emit
-        self._received = metrics.datagrams.labels(name)
-        self._malformed = {
-            r: metrics.datagrams_malformed.labels(name, r) for r in MALFORMED_REASONS
-        }
+        self._ok = metrics.syslog_datagrams.labels(name, "ok")
+        self._malformed = {r: metrics.syslog_datagrams.labels(name, r) for r in MALFORMED_REASONS}
         self.connected = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -60,11 +59,11 @@ class DatagramReceiver(asyncio.DatagramProtocol):
             log.error("%s: the socket closed on an error: %s", self._name, errno_text(exc))
 
     def datagram_received(self, data: bytes, addr: object) -> None:
-        self._received.inc()
         line = message(data)
         if type(line) is str:
             self._malformed[line].inc()
             return
+        self._ok.inc()
         try:
             self._emit(line + b"\n", None)
         except Exception as exc:  # a daemon bug must not close the socket; its text may hold data

@@ -893,3 +893,21 @@ def test_a_batch_spooled_by_a_sender_is_retried_with_nothing_more_coming(
     wait_until(lambda: sum(map(len, sink.batches)) == 5, what="the retry from the spool")
     assert delivery.health() is None
     delivery.close()
+
+
+def test_sink_up_and_last_success_follow_the_store(tmp_path: Path) -> None:
+    sink = DoubleSink(batch_max_rows=5, batch_timeout_secs=0.01)
+    sink.up.clear()
+    delivery, metrics = offering(sink, storage(tmp_path, retry_initial_secs=0.05))
+    label = {"sink": sink.id}
+    assert metrics.registry.get_sample_value("sidecar_sink_up", label) == 1  # until it fails
+    assert metrics.registry.get_sample_value("sidecar_spool_max_bytes", label) > 0
+    delivery.offer(CleanBatch.of(numbered(5)))
+    wait_until(lambda: metrics.registry.get_sample_value("sidecar_sink_up", label) == 0)
+    assert sample(metrics, "sidecar_sink_last_success_timestamp_seconds", **label) == 0
+    before = time.time()
+    sink.up.set()
+    wait_until(lambda: metrics.registry.get_sample_value("sidecar_sink_up", label) == 1)
+    assert sample(metrics, "sidecar_sink_last_success_timestamp_seconds", **label) >= before
+    assert sample(metrics, "sidecar_queue_bytes", **label) == 0
+    delivery.close()

@@ -17,7 +17,7 @@ import uvloop
 
 from sidecar.errors import UsageError
 from sidecar.formats.detect import detect
-from sidecar.metrics import Metrics
+from sidecar.metrics import DATAGRAM_RESULTS, Metrics
 from sidecar.sources import syslog_udp
 from sidecar.sources.syslog import MALFORMED_REASONS
 from sidecar.sources.syslog_udp import SyslogUdpSource, kernel_drops
@@ -69,11 +69,12 @@ def count(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 def received(metrics: Metrics) -> float:
-    return count(metrics, "sidecar_datagrams_total", source="syslog_udp")
+    """Every datagram, read or skipped."""
+    return sum(malformed(metrics, r) for r in DATAGRAM_RESULTS)
 
 
 def malformed(metrics: Metrics, reason: str) -> float:
-    return count(metrics, "sidecar_datagrams_malformed_total", source="syslog_udp", reason=reason)
+    return count(metrics, "sidecar_syslog_datagrams_total", source="syslog_udp", result=reason)
 
 
 def sender(family: int = socket.AF_INET) -> socket.socket:

@@ -15,7 +15,7 @@ import pytest
 
 from sidecar.errors import UsageError
 from sidecar.formats.detect import detect
-from sidecar.metrics import Metrics
+from sidecar.metrics import DATAGRAM_RESULTS, Metrics
 from sidecar.sources.syslog import MALFORMED_REASONS
 from sidecar.sources.syslog_unix import SyslogUnixSource
 from tests.e2e.nginx import Nginx
@@ -25,11 +25,12 @@ PREFIX = "serve.syslog_unix (--syslog-unix): cannot listen on "
 
 
 def received(metrics: Metrics) -> float:
-    return count(metrics, "sidecar_datagrams_total", source="syslog_unix")
+    """Every datagram, read or skipped."""
+    return sum(malformed(metrics, r) for r in DATAGRAM_RESULTS)
 
 
 def malformed(metrics: Metrics, reason: str) -> float:
-    return count(metrics, "sidecar_datagrams_malformed_total", source="syslog_unix", reason=reason)
+    return count(metrics, "sidecar_syslog_datagrams_total", source="syslog_unix", result=reason)
 
 
 def source_at(path: Path, emit=None, metrics=None, mode=0o660, group="") -> SyslogUnixSource:
