@@ -288,3 +288,24 @@ def test_pod_relabelling_addresses(pod_ip: str, address: str) -> None:
     assert target is not None
     assert (target["__address__"], target["namespace"], target["pod"]) == (address, "cdn", "edge-0")
     assert relabel({**pod, f"{annotation}scrape": "false"}, job["relabel_configs"]) is None
+
+
+#: what Grafana puts in place of its variables, for promtool to parse the expression
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$instance": ".*", "$sink": ".*"}
+
+
+def test_dashboard_exprs_are_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each panel expression (Grafana's variables filled in) as a recording rule."""
+    rules = []
+    for i, expr in enumerate(dashboard_exprs(json.loads(DASHBOARD.read_text()))):
+        if _LABEL_VALUES.search(expr):
+            expr = _LABEL_VALUES.sub(r"\1", expr)
+        for variable, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, f"unknown Grafana variable in {expr!r}"
+        rules.append({"record": f"dashboard:expr_{i}", "expr": expr})
+    path = tmp_path / "dashboard-rules.yml"
+    with path.open("w") as out:
+        YAML(typ="safe").dump({"groups": [{"name": "dashboard", "rules": rules}]}, out)
+    result = promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
