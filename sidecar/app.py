@@ -168,6 +168,8 @@ class App:
         m.records_out.labels(source).inc(result.records_out)
         for reason, n in result.rejected.items():
             m.lines_rejected.labels(source, reason).inc(n)
+        if result.counts is not None:
+            m.count_stage(result.counts, self.stage.lookup is not None)
         self.by_source[source] += result.lines_in
         if self.out is not None:
             if result.output:

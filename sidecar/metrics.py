@@ -9,6 +9,7 @@ list. No label ever holds input data. docs/metrics.md documents every family.
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -26,6 +27,9 @@ from sidecar.reject import REASONS
 from sidecar.sources.syslog import MALFORMED_REASONS
 from sidecar.writable import replaceable_file_error
 
+if TYPE_CHECKING:  # sinks import this module: it must not pull in the privacy stage
+    from sidecar.privacy.stage import StageCounts
+
 DROP_REASONS = ("spool_full", "spool_write_failed", "dead_letter_write_failed", "shutdown_timeout")
 DEAD_LETTER_REASONS = ("schema", "data", "other")
 #: where lines come from: `sidecar pipe`'s files or stdin, `sidecar serve`'s sources, the proxy
@@ -34,6 +38,11 @@ SYSLOG_SOURCES = ("syslog_udp", "syslog_unix")
 #: a syslog datagram: read (`ok`), or why not (sources/syslog.py's reasons)
 DATAGRAM_RESULTS = ("ok", *MALFORMED_REASONS)
 RELOAD_RESULTS = ("ok", "refused")
+#: a country lookup: a country found, none for the address, or no database configured
+GEO_RESULTS = ("hit", "miss", "none")
+IP_FAMILIES = ("ipv4", "ipv6")
+REFERRER_KINDS = ("first_party", "third_party", "none", "dropped")
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 
 # the `_created` series double every counter for no use (and dashboards trip on them)
 disable_created_metrics()
@@ -144,14 +153,66 @@ class Metrics:
             "sidecar_config_reloads_total", "SIGHUP config reloads, by result.", ["result"],
             registry=r,
         )  # fmt: skip
+        self.geo_lookups = Counter(
+            "sidecar_geo_lookups_total",
+            "Country lookups: hit (a country), miss (none for the address), none (no database).",
+            ["result"],
+            registry=r,
+        )
+        self.ips_masked = Counter(
+            "sidecar_ips_masked_total", "Client addresses struck, by family.", ["family"],
+            registry=r,
+        )  # fmt: skip
+        self.referrers = Counter(
+            "sidecar_referrers_total",
+            "Referrers: first_party (path kept), third_party (host kept), dropped, none.",
+            ["kind"],
+            registry=r,
+        )
+        self.records_by_country = Counter(
+            "sidecar_records_by_country_total",
+            "Clean records by country (ISO 3166-1 alpha-2, or unknown).",
+            ["country"],
+            registry=r,
+        )
+        self.records_by_status_class = Counter(
+            "sidecar_records_by_status_class_total",
+            "Clean records by HTTP status class (1xx to 5xx, or other).",
+            ["status_class"],
+            registry=r,
+        )
         self.build_info = Gauge(
             "sidecar_build_info", "sidecar's version and its record schema version (always 1).",
             ["version", "schema"], registry=r,
         )  # fmt: skip
         self.build_info.labels(__version__, str(SCHEMA_VERSION)).set(1)
         ProcessCollector(registry=r)
-        for result in RELOAD_RESULTS:
-            self.config_reloads.labels(result)
+        for family, values in ((self.config_reloads, RELOAD_RESULTS),
+                               (self.geo_lookups, GEO_RESULTS), (self.ips_masked, IP_FAMILIES),
+                               (self.referrers, REFERRER_KINDS),
+                               (self.records_by_status_class, STATUS_CLASSES),
+                               (self.records_by_country, ("unknown",))):  # fmt: skip
+            for value in values:  # countries: only `unknown` (not 250 zero series)
+                family.labels(value)
+
+    def count_stage(self, counts: StageCounts, geo_configured: bool) -> None:
+        """One chunk's privacy-stage counts (pipeline.ChunkResult.counts) into the families."""
+        records = 0
+        by_country = self.records_by_country
+        for country, n in counts.countries.items():
+            by_country.labels(country or "unknown").inc(n)
+            records += n
+        unknown = counts.countries.get(None, 0)
+        self.geo_lookups.labels("hit").inc(records - unknown)
+        self.geo_lookups.labels("miss" if geo_configured else "none").inc(unknown)
+        self.ips_masked.labels("ipv6").inc(counts.ipv6)
+        self.ips_masked.labels("ipv4").inc(records - counts.ipv6)
+        for kind, n in counts.referrers.items():
+            if n:
+                self.referrers.labels(kind).inc(n)
+        by_class = self.records_by_status_class
+        for hundreds, n in counts.status_classes.items():
+            by_class.labels(f"{hundreds}xx" if 1 <= hundreds <= 5 else "other").inc(n)
 
     def add_source(self, source: str) -> None:
         """Set a source's series to 0 (every reason, every datagram result)."""

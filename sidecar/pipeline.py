@@ -21,7 +21,7 @@ import orjson
 from sidecar.formats.base import LineFormat
 from sidecar.formats.detect import fit_format as fit_format  # moved there; kept importable
 from sidecar.formats.rewrite import Rewriter
-from sidecar.privacy.stage import PrivacyStage
+from sidecar.privacy.stage import PrivacyStage, StageCounts
 from sidecar.record import CleanRecord, RawRequest
 from sidecar.reject import (
     BINARY,
@@ -54,6 +54,7 @@ class ChunkResult:
     rejected: dict[str, int]
     rejects: list[str] = field(default_factory=list)  # struck rejected lines, when asked for
     summary: list[tuple] | None = None  # daily rollup rows of the chunk's records, if asked
+    counts: StageCounts | None = None  # what the privacy stage saw (for the metrics)
 
 
 class LinePipeline:
@@ -168,8 +169,9 @@ class LinePipeline:
         n_in = len(lines) + rejected[INVALID_UTF8]
         summary = self.summarize(kept) if self.summarize is not None else None
         return ChunkResult(
-            bytes(out), n_in, len(lines) - n_rejected, dict(rejected), rejects, summary
-        )
+            bytes(out), n_in, len(lines) - n_rejected, dict(rejected), rejects, summary,
+            self.stage.take_counts(),
+        )  # fmt: skip
 
 
 def _no_format(line: str) -> RawRequest:

@@ -17,10 +17,15 @@ from sidecar.metrics import (
     DATAGRAM_RESULTS,
     DEAD_LETTER_REASONS,
     DROP_REASONS,
+    GEO_RESULTS,
+    IP_FAMILIES,
+    REFERRER_KINDS,
     RELOAD_RESULTS,
     SOURCES,
+    STATUS_CLASSES,
     Metrics,
 )
+from sidecar.privacy.clean import COUNTRIES
 from sidecar.sinks.base import SinkRejected
 from sidecar.sinks.clickhouse import DATA_CODES, RETRYABLE_CODES, SCHEMA_CODES, classify
 from sidecar.sinks.sqlite import _classify
@@ -47,6 +52,11 @@ FAMILIES = {
     "sidecar_datagrams_kernel_dropped": ("counter", ("source",)),
     "sidecar_config_reloads": ("counter", ("result",)),
     "sidecar_build_info": ("gauge", ("version", "schema")),
+    "sidecar_geo_lookups": ("counter", ("result",)),
+    "sidecar_ips_masked": ("counter", ("family",)),
+    "sidecar_referrers": ("counter", ("kind",)),
+    "sidecar_records_by_country": ("counter", ("country",)),
+    "sidecar_records_by_status_class": ("counter", ("status_class",)),
 }
 #: the closed set each label takes its values from (sink names come from the config)
 CLOSED = {
@@ -55,6 +65,11 @@ CLOSED = {
     ("sidecar_records_dead_lettered", "reason"): set(DEAD_LETTER_REASONS),
     ("sidecar_syslog_datagrams", "result"): set(DATAGRAM_RESULTS),
     ("sidecar_config_reloads", "result"): set(RELOAD_RESULTS),
+    ("sidecar_geo_lookups", "result"): set(GEO_RESULTS),
+    ("sidecar_ips_masked", "family"): set(IP_FAMILIES),
+    ("sidecar_referrers", "kind"): set(REFERRER_KINDS),
+    ("sidecar_records_by_status_class", "status_class"): set(STATUS_CLASSES),
+    ("sidecar_records_by_country", "country"): {*COUNTRIES, "unknown"},
     **{(f, "source"): set(SOURCES) for f in (
         "sidecar_lines_received", "sidecar_lines_rejected", "sidecar_records_out",
         "sidecar_syslog_datagrams", "sidecar_datagrams_kernel_dropped")},
@@ -203,3 +218,38 @@ def test_the_textfile_never_replaces_what_is_not_a_regular_file(tmp_path: Path) 
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     with pytest.raises(OSError, match="is a folder"):
         Metrics(CollectorRegistry()).write_textfile(str(tmp_path))
+
+
+def test_the_stage_counts_arrive_per_chunk(tmp_path: Path) -> None:
+    from sidecar.app import App
+    from sidecar.formats.registry import resolve
+    from tests.conftest import make_config
+
+    cfg = make_config(referrer={"first_party_hosts": ["example-video.eu"]})
+    app = App(cfg, [config_mod_sink()], source="stdin")
+    lines = (
+        b'81.2.69.142 - - [01/Dec/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 5 '
+        b'"https://www.example-video.eu/x" "curl/8"\n'
+        b'2001:db8::1 - - [01/Dec/2026:10:00:00 +0000] "GET /b HTTP/1.1" 404 5 '
+        b'"https://other.example/" "curl/8"\n'
+        b'10.0.0.1 - - [01/Dec/2026:10:00:00 +0000] "GET /c HTTP/1.1" 302 5 "-" "curl/8"\n'
+    )
+    app.emit(app.pipeline(resolve("combined", "--format")).process(lines))
+    value = app.metrics.registry.get_sample_value
+    assert value("sidecar_records_by_country_total", {"country": "GB"}) == 1
+    assert value("sidecar_records_by_country_total", {"country": "unknown"}) == 2
+    assert value("sidecar_geo_lookups_total", {"result": "hit"}) == 1
+    assert value("sidecar_geo_lookups_total", {"result": "miss"}) == 2
+    assert value("sidecar_ips_masked_total", {"family": "ipv6"}) == 1
+    assert value("sidecar_ips_masked_total", {"family": "ipv4"}) == 2
+    for kind, n in (("first_party", 1), ("third_party", 1), ("none", 1), ("dropped", 0)):
+        assert value("sidecar_referrers_total", {"kind": kind}) == n
+    for cls, n in (("2xx", 1), ("3xx", 1), ("4xx", 1), ("5xx", 0)):
+        assert value("sidecar_records_by_status_class_total", {"status_class": cls}) == n
+    app.close()
+
+
+def config_mod_sink():
+    from sidecar.config import sink_config
+
+    return sink_config("stdout:")

@@ -15,6 +15,7 @@ rule, and its body never.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from sidecar.config import Config
 from sidecar.privacy.beacon import MAX_PAYLOAD_BYTES, Beacon
@@ -29,8 +30,23 @@ from sidecar.privacy.useragent import UserAgent
 from sidecar.record import CleanRecord, RawRequest
 
 _MISS = object()
+#: referrer kinds, as metrics name them (indexes into the stage's per-chunk tally)
+REFERRER_KINDS = ("first_party", "third_party", "none", "dropped")
+_FIRST, _THIRD, _NO_REFERRER, _DROPPED, _IPV6 = range(5)
+
+
+@dataclass(slots=True)
+class StageCounts:
+    """What the stage saw in one chunk: records by country (None: no country) and by status
+    class (the hundreds digit), referrers by kind, and clients that were IPv6 addresses."""
+
+    countries: dict[str | None, int] = field(default_factory=dict)
+    status_classes: dict[int, int] = field(default_factory=dict)
+    referrers: dict[str, int] = field(default_factory=dict)
+    ipv6: int = 0
+
+
 _PATH_PARAMS = re.compile(r";[^/]*")  # `;jsessionid=...` after a path segment
-_NONE2 = (None, None)
 _NONE3 = (None, None, None)
 
 
@@ -86,6 +102,9 @@ class PrivacyStage:
         self._make = self.factory.make
         self._coarse = self.useragent.coarse if self.useragent.mode != "drop" else None
         self._keep_ua = self.useragent.mode == "keep"
+        self._countries_seen: dict[str | None, int] = {}
+        self._status_seen: dict[int, int] = {}
+        self._referrers_seen = [0] * 5
         if self._coarse is not None:  # load ua-parser's rules now: once, before workers fork
             self._coarse("Mozilla/5.0")
 
@@ -100,7 +119,12 @@ class PrivacyStage:
         if path and not self.keep_path_params and ";" in path:
             path = _PATH_PARAMS.sub("", path) or "/"
         referrer = raw.referrer
-        referrer_host, referrer_path = self._reduce(referrer) if referrer else _NONE2
+        if referrer:
+            referrer_host, referrer_path = self._reduce(referrer)
+            kind = _FIRST if referrer_path is not None else _THIRD if referrer_host else _DROPPED
+        else:
+            referrer_host = referrer_path = None
+            kind = _NO_REFERRER
         query = raw.query
         if path in self._beacon_paths:  # a beacon: its payload, query and body, allowlisted
             query = self._payload(query, raw.body)
@@ -110,7 +134,7 @@ class PrivacyStage:
         ua = raw.user_agent
         coarse = self._coarse
         browser, os_family, device = coarse(ua) if ua and coarse is not None else _NONE3
-        return self._make(
+        record = self._make(
             ts=raw.ts,
             client_ip=client_ip,
             country=country,
@@ -129,3 +153,22 @@ class PrivacyStage:
             ua_device=device,
             user_agent=ua if self._keep_ua else None,
         )
+        # what the metrics count, per line in plain dicts and lists (taken once per chunk)
+        seen = self._countries_seen
+        seen[country] = seen.get(country, 0) + 1
+        seen = self._status_seen
+        status = raw.status // 100
+        seen[status] = seen.get(status, 0) + 1
+        self._referrers_seen[kind] += 1
+        if ":" in client_ip:
+            self._referrers_seen[_IPV6] += 1
+        return record
+
+    def take_counts(self) -> StageCounts:
+        """What scrub saw since the last call (records by country and status class, IPv6
+        clients, referrer kinds), and start again: the pipeline sends it with each chunk."""
+        r = self._referrers_seen
+        counts = StageCounts(self._countries_seen, self._status_seen,
+                             dict(zip(REFERRER_KINDS, r[:4], strict=True)), r[_IPV6])  # fmt: skip
+        self._countries_seen, self._status_seen, self._referrers_seen = {}, {}, [0] * 5
+        return counts
