@@ -29,6 +29,7 @@ from sidecar.privacy.clean import COUNTRIES
 from sidecar.sinks.base import SinkRejected
 from sidecar.sinks.clickhouse import DATA_CODES, RETRYABLE_CODES, SCHEMA_CODES, classify
 from sidecar.sinks.sqlite import _classify
+from tests.conftest import PROJECT
 from tests.sinks import DoubleSink, numbered, start, storage
 
 #: every metric family and its label names
@@ -253,3 +254,15 @@ def config_mod_sink():
     from sidecar.config import sink_config
 
     return sink_config("stdout:")
+
+
+def test_docs_metrics_md_lists_every_family_with_its_type_and_labels() -> None:
+    doc = (PROJECT / "docs" / "metrics.md").read_text()
+    rows = re.findall(r"^\| `(sidecar_\w+)` \| (\w+) \| ([^|]*) \| [^|]+ \|$", doc, re.M)
+    documented = {
+        name.removesuffix("_total") if kind == "counter" else name: (kind, tuple(
+            re.findall(r"`(\w+)`", labels)))
+        for name, kind, labels in rows
+    }  # fmt: skip
+    assert documented == FAMILIES  # FAMILIES is checked against the registry above
+    assert "REASONS" in doc and all(r in doc for r in reject.REASONS)
