@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import apsw
@@ -266,3 +268,13 @@ def test_docs_metrics_md_lists_every_family_with_its_type_and_labels() -> None:
     }  # fmt: skip
     assert documented == FAMILIES  # FAMILIES is checked against the registry above
     assert "REASONS" in doc and all(r in doc for r in reject.REASONS)
+
+
+def test_promtool_check_metrics_passes_on_the_textfile(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: tests/setup.sh installs Debian's prometheus"
+    path = tmp_path / "sidecar.prom"
+    touched().write_textfile(str(path))
+    with path.open("rb") as fh:
+        out = subprocess.run([promtool, "check", "metrics"], stdin=fh, capture_output=True)
+    assert out.returncode == 0 and not out.stdout.strip(), out.stdout + out.stderr

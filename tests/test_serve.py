@@ -134,3 +134,31 @@ def test_a_port_in_use_exits_2_naming_it(tmp_path: Path) -> None:
         )  # fmt: skip
     assert out.returncode == 2
     assert "serve.http" in out.stderr.decode()
+
+
+def test_metrics_pass_promtool_and_hold_no_input_data(tmp_path: Path) -> None:
+    import shutil
+
+    hostile = (
+        '198.51.100.77 - - [01/Dec/2026:10:00:00 +0000] "GET /secret-path/v.m3u8?token=tok123'
+        '&uid=jane HTTP/1.1" 200 5 "https://ref.example/p?q=search" "EvilAgent/1.0 (x=1)"\n'
+        "\x00binary 198.51.100.78\n"
+    )
+    s = Serve(tmp_path, "--stdin")
+    try:
+        s.write(hostile * 5)
+        wait_for(lambda: len(rows(s.db)) == 5, what="the records")
+        status, body = s.get("/metrics")
+        assert status == 200
+    finally:
+        s.proc.stdin.close()  # type: ignore[union-attr]
+        assert s.stop() == 0
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: tests/setup.sh installs Debian's prometheus"
+    out = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
+    assert out.returncode == 0 and not out.stdout.strip(), out.stdout + out.stderr
+    log = (tmp_path / "stderr.log").read_bytes()
+    for secret in (b"198.51.100.77", b"198.51.100.78", b"secret-path", b"tok123", b"jane",
+                   b"search", b"EvilAgent", b"ref.example"):  # fmt: skip
+        assert secret not in body and secret not in log, secret
+    assert b'sidecar_lines_rejected_total{reason="binary",source="stdin"} 5.0' in body
