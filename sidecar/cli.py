@@ -10,6 +10,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -176,11 +177,18 @@ def cmd_pipe(args: argparse.Namespace) -> int:
     pipeline = app.pipeline(fmt)
     progress = Progress(app.stats, sys.stderr)
 
+    textfile_every = cfg.pipe.metrics_textfile_interval_secs
+    textfile_due = time.monotonic() + textfile_every
+
     def emit(result: ChunkResult) -> None:
+        nonlocal textfile_due
         app.emit(result)
         if rejects_out is not None and result.rejects:
             rejects_out.write(("\n".join(result.rejects) + "\n").encode("utf-8", "replace"))
         progress.tick()
+        if args.metrics_textfile and time.monotonic() >= textfile_due:  # a long run: live
+            textfile_due = time.monotonic() + textfile_every
+            _write_textfile(app, args.metrics_textfile)
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     terminated = False
@@ -208,13 +216,17 @@ def cmd_pipe(args: argparse.Namespace) -> int:
         if stats_out is not None:
             failure = _write_stats(stats_out, app.snapshot(), sink_stats, failure)
         if args.metrics_textfile:
-            try:
-                app.metrics.write_textfile(args.metrics_textfile)
-            except OSError as exc:
-                print(f"sidecar: warning: --metrics-textfile: {exc.strerror}", file=sys.stderr)
+            _write_textfile(app, args.metrics_textfile)
     if failure is not None:
         raise failure
     return EXIT_TERMINATED if terminated else 0
+
+
+def _write_textfile(app: App, path: str) -> None:
+    try:
+        app.metrics.write_textfile(path)
+    except OSError as exc:
+        print(f"sidecar: warning: --metrics-textfile: {exc.strerror}", file=sys.stderr)
 
 
 def _write_stats(

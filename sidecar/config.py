@@ -92,6 +92,7 @@ class InputConfig:
 class PipeConfig:
     output: str = _opt("jsonl", _one_of("jsonl", "rewrite"))
     workers: int = _opt(1, _int_range(1, 64))
+    metrics_textfile_interval_secs: float = _opt(60.0, _secs())
 
 
 def _host_port(allow_empty: bool) -> Check:

@@ -351,3 +351,28 @@ def test_the_summary_counts_the_wait_for_the_first_line() -> None:
     _, err = _live_run(LINE, pause=1.5)
     secs = float(re.search(rb", ([0-9.]+) s, ", err).group(1))  # type: ignore[union-attr]
     assert secs >= 1.4, err
+
+
+def test_metrics_textfile_is_written_during_a_long_run_too(tmp_path: Path) -> None:
+    prom = tmp_path / "sidecar.prom"
+    cfg = tmp_path / "sidecar.toml"
+    cfg.write_text("[pipe]\nmetrics_textfile_interval_secs = 0.05\n")
+    line = b'192.0.2.1 - - [01/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"\n'
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "pipe", *GEO, "--config", str(cfg),
+         "--metrics-textfile", str(prom)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+    )  # fmt: skip
+    assert proc.stdin is not None
+    try:
+        deadline = time.monotonic() + 20
+        while not (prom.exists() and "sidecar_lines_received_total" in prom.read_text()):
+            assert time.monotonic() < deadline, "no textfile while the run goes on"
+            proc.stdin.write(line)  # a live stream: each line is a chunk of its own
+            proc.stdin.flush()
+            time.sleep(0.1)
+        assert proc.poll() is None  # still running: written before the end
+    finally:
+        proc.stdin.close()
+        assert proc.wait(30) == 0
