@@ -180,13 +180,14 @@ def beacons_run(
               else ["--syslog-udp", f"127.0.0.1:{syslog_port}"])  # fmt: skip
     serve = Serve(run, *source, "--sink", f"sqlite:{db}")
     rss: list[int] = []
+    scrapes: list[float] = []
     try:
         status_port = free_port()
         conf = http_conf(configs) + STATUS.replace("SPORT", str(status_port))
         with Nginx(run / "nginx", conf) as n:
             drive = (n.port, status_port, beacons, threads, connections, run)
             if soak_secs:
-                sampler = _Sampler(serve.proc.pid, rss)
+                sampler = _Sampler(serve.proc.pid, rss, serve.http, scrapes)
                 answered, rate, bad = wrk(*drive, secs=soak_secs)
                 sampler.stop()
             else:
@@ -200,11 +201,14 @@ def beacons_run(
     return {"transport": transport, "answered": answered, "rate": rate, "stored": int(stored),
             "received": int(received), "kernel_dropped": int(kernel),
             "lost": ok - int(stored), "lost_share": (ok - stored) / ok if ok else 0.0,
-            "rss": rss}  # fmt: skip
+            "rss": rss, "scrapes_ms": scrapes}  # fmt: skip
 
 
 class _Sampler:
-    def __init__(self, pid: int, into: list[int], every_secs: float = 10.0) -> None:
+    """RSS of `pid` and the time one scrape of its /metrics takes, every `every_secs`."""
+
+    def __init__(self, pid: int, into: list[int], http_port: int, scrapes_ms: list[float],
+                 every_secs: float = 10.0) -> None:  # fmt: skip
         import threading
 
         self._stop = threading.Event()
@@ -212,6 +216,11 @@ class _Sampler:
         def sample() -> None:
             while not self._stop.wait(every_secs):
                 into.append(rss_kib(pid))
+                started = time.perf_counter()
+                url = f"http://127.0.0.1:{http_port}/metrics"
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    r.read()
+                scrapes_ms.append(1000 * (time.perf_counter() - started))
 
         into.append(rss_kib(pid))
         self._thread = threading.Thread(target=sample, daemon=True)
@@ -331,6 +340,11 @@ def main() -> int:
                   f"every 10 s (MiB): first {rss[0]}, after 1 min {rss[min(6, len(rss) - 1)]}, "
                   f"last {rss[-1]}, max {max(rss)}")  # fmt: skip
             print("  " + " ".join(map(str, rss)))
+            ms = sorted(r["scrapes_ms"])
+            if ms:
+                print(f"  one scrape of /metrics during the soak: median "
+                      f"{ms[len(ms) // 2]:.1f} ms, max {ms[-1]:.1f} ms ({len(ms)} scrapes, "
+                      "target < 50 ms)")  # fmt: skip
         if args.follow_lines:
             print(f"\nfollow vs pipe, {args.repeat} alternating rounds:")
             pipe_rate, follow_rate = follow_vs_pipe(work, args.follow_lines, args.repeat)
