@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -114,8 +113,7 @@ class App:
         self.deliveries: list[Delivery] = (
             [] if self.stdout_only else [self._delivery(s) for s in sinks]
         )
-        self.stats = Stats()  # the run's clock starts here, before the first read
-        self.by_source: Counter[str] = Counter()
+        self.stats = Stats(self.metrics, source)  # the clock starts here, before any read
         self.out = Output.stdout() if self.stdout_only else None
         self._started = False
         self._retired: list[tuple[Delivery, threading.Thread]] = []  # removed by a reload
@@ -161,16 +159,9 @@ class App:
         source: str | None = None,
     ) -> None:
         """Count a processed chunk and hand its records to every sink (or stdout)."""
-        self.stats.add(result.lines_in, result.records_out, result.rejected)
-        source = source or self.source
-        m = self.metrics
-        m.lines_received.labels(source).inc(result.lines_in)
-        m.records_out.labels(source).inc(result.records_out)
-        for reason, n in result.rejected.items():
-            m.lines_rejected.labels(source, reason).inc(n)
+        self.stats.add(result.lines_in, result.records_out, result.rejected, source)
         if result.counts is not None:
-            m.count_stage(result.counts, self.stage.lookup is not None)
-        self.by_source[source] += result.lines_in
+            self.metrics.count_stage(result.counts, self.stage.lookup is not None)
         if self.out is not None:
             if result.output:
                 self.out.write(result.output)
@@ -193,11 +184,7 @@ class App:
 
     def reject(self, reason: str, n: int, source: str | None = None) -> None:
         """Lines a source skipped before any pipeline saw them (too long to hold)."""
-        self.stats.reject(reason, n)
-        source = source or self.source
-        self.metrics.lines_received.labels(source).inc(n)
-        self.metrics.lines_rejected.labels(source, reason).inc(n)
-        self.by_source[source] += n
+        self.stats.reject(reason, n, source)
 
     def not_ready(self) -> dict[str, str]:
         """What keeps the sinks from being ready (for /readyz): sink name -> why."""
@@ -211,8 +198,8 @@ class App:
     def snapshot(self) -> dict:
         """The counters `--stats` writes: lines_in, records_out, rejected, sinks, sources."""
         doc = self.stats.as_dict()
-        if self.by_source and self.daemon:
-            doc["sources"] = dict(self.by_source)
+        if self.daemon:
+            doc["sources"] = self.stats.by_source()
         return doc
 
     # --- reload (SIGHUP) --------------------------------------------------------------------

@@ -398,7 +398,7 @@ class Server:
         out: dict[str, dict[str, int]] = {}
         for source in self.sources:
             name = source.name
-            counts = {"lines": self.app.by_source.get(name, 0)}
+            counts = {"lines": self.app.stats.by_source().get(name, 0)}
             if name.startswith("syslog"):
                 results = {
                     smp.labels["result"]: int(smp.value)

@@ -1,4 +1,5 @@
-"""Run counters: lines in, records out, rejected lines by reason; the summary and progress lines.
+"""Run counters: lines in, records out, rejected lines by reason (read from the metrics: one
+book); the summary and progress lines.
 
 Invariant: lines_in == records_out + sum(rejected.values()).
 """
@@ -9,41 +10,86 @@ import time
 from collections import Counter
 from typing import TextIO
 
+from sidecar.metrics import Metrics
 from sidecar.reject import REASONS
 
 
 class Stats:
-    def __init__(self) -> None:
-        self.lines_in = 0
-        self.records_out = 0
-        self.rejected: Counter[str] = Counter()
+    """The run's counters as `--stats`, the stderr summary and the progress line show them:
+    lines in, records out, rejected lines by reason. One book: they are read from the metrics
+    (sidecar/metrics.py), which `/metrics` and the textfile show too; `add` and `reject` write
+    there, per chunk."""
+
+    def __init__(self, metrics: Metrics | None = None, source: str = "file") -> None:
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.source = source  # the `source` label of what is added without one
         self.started = time.monotonic()
 
-    def add(self, lines_in: int, records_out: int, rejected: dict[str, int]) -> None:
-        self.lines_in += lines_in
-        self.records_out += records_out
-        self.rejected.update(rejected)
+    def add(
+        self, lines_in: int, records_out: int, rejected: dict[str, int], source: str | None = None
+    ) -> None:
+        m, src = self.metrics, source or self.source
+        m.lines_received.labels(src).inc(lines_in)
+        m.records_out.labels(src).inc(records_out)
+        for reason, n in rejected.items():
+            m.lines_rejected.labels(src, reason).inc(n)
 
-    def reject(self, reason: str, n: int = 1) -> None:
-        self.lines_in += n
-        self.rejected[reason] += n
+    def reject(self, reason: str, n: int = 1, source: str | None = None) -> None:
+        self.add(n, 0, {reason: n}, source)
+
+    @property
+    def lines_in(self) -> int:
+        return int(sum(_values(self.metrics.lines_received).values()))
+
+    @property
+    def records_out(self) -> int:
+        return int(sum(_values(self.metrics.records_out).values()))
+
+    @property
+    def rejected(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for labels, n in _values(self.metrics.lines_rejected).items():
+            if n:
+                out[dict(labels)["reason"]] += int(n)
+        return out
+
+    def by_source(self) -> dict[str, int]:
+        """Lines read per source (the sources that read any)."""
+        return {
+            dict(labels)["source"]: int(n)
+            for labels, n in _values(self.metrics.lines_received).items()
+            if n
+        }
 
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
     def as_dict(self) -> dict:
-        ordered = {r: self.rejected[r] for r in REASONS if self.rejected.get(r)}
+        rejected = self.rejected
+        ordered = {r: rejected[r] for r in REASONS if rejected.get(r)}
         return {"lines_in": self.lines_in, "records_out": self.records_out, "rejected": ordered}
 
     def summary(self) -> str:
         secs = max(time.monotonic() - self.started, 1e-9)
-        reasons = ", ".join(f"{r} {n}" for r, n in self.as_dict()["rejected"].items())
+        doc = self.as_dict()
+        reasons = ", ".join(f"{r} {n}" for r, n in doc["rejected"].items())
+        total = sum(doc["rejected"].values())
         return (
-            f"sidecar: {self.lines_in} lines in, {self.records_out} records out, "
-            f"{self.rejected_total} rejected{f' ({reasons})' if reasons else ''}, "
-            f"{secs:.1f} s, {self.lines_in / secs:,.0f} lines/s"
+            f"sidecar: {doc['lines_in']} lines in, {doc['records_out']} records out, "
+            f"{total} rejected{f' ({reasons})' if reasons else ''}, "
+            f"{secs:.1f} s, {doc['lines_in'] / secs:,.0f} lines/s"
         )
+
+
+def _values(family) -> dict[tuple, float]:
+    """A counter family's `_total` samples: (label items) -> value."""
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for mf in family.collect()
+        for s in mf.samples
+        if s.name.endswith("_total")
+    }
 
 
 class Progress:

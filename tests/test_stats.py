@@ -37,3 +37,15 @@ def test_progress_only_on_a_terminal() -> None:
     assert "5,000 lines" in tty.getvalue() and "lines/s" in tty.getvalue()
     p.clear()
     assert tty.getvalue().endswith("\r\x1b[K")
+
+
+def test_one_book_the_stats_are_the_metrics() -> None:
+    s = Stats(source="stdin")
+    s.add(4, 3, {"binary": 1})
+    s.add(2, 2, {}, source="follow")
+    value = s.metrics.registry.get_sample_value
+    assert value("sidecar_lines_received_total", {"source": "stdin"}) == 4
+    assert value("sidecar_lines_rejected_total", {"source": "stdin", "reason": "binary"}) == 1
+    assert s.lines_in == 6 and s.records_out == 5 and s.by_source() == {"stdin": 4, "follow": 2}
+    s.metrics.lines_received.labels("syslog_udp").inc(5)  # counted there: the stats see it
+    assert s.lines_in == 11
