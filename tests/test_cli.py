@@ -175,6 +175,8 @@ def test_metrics_textfile(tmp_path: Path) -> None:
     assert 'sidecar_lines_rejected_total{reason="format_mismatch",source="stdin"} 1.0' in text
     assert "sidecar_records_delivered_total{sink=" in text and "} 3.0" in text
     assert not SECRETS.search(prom.read_bytes())
+    for data in (b"/v/abc", b"seg_1", b"Firefox", b"curl", b"search.example", b"uid"):
+        assert data not in prom.read_bytes(), data  # no path, user agent or referrer either
 
 
 # --- outputs that fail: a full disk, a device or a folder where a file should be -------------
