@@ -16,6 +16,7 @@ from tests.fuzz.oracle import Identity, leaks
 from tests.fuzz.strategies import (
     HypothesisChooser,
     ipv4_free_text,
+    ipv4_host,
     ipv6_decorated,
     ipv6_text,
     planted_ipv4,
@@ -323,7 +324,16 @@ def _request(draw: st.DrawFn) -> tuple[str, list[tuple[str, str]], list[Identity
         identities.append(ident)
     if draw(st.booleans()):
         value, ident = draw(_free_text())
-        site = draw(st.sampled_from((FIRST_PARTY, "other.example")))
+        site = draw(st.sampled_from((FIRST_PARTY, "other.example", "an address")))
+        if site == "an address":  # a referrer whose host is an address, as a browser reads one
+            c = HypothesisChooser(draw(st.data()))
+            if draw(st.booleans()):
+                planted = planted_ipv4(c, 24)
+                site, planted_ident = ipv4_host(c, planted)[0], _v4_identity(planted)
+            else:
+                planted = planted_ipv6(c, 48)
+                site, planted_ident = f"[{ipv6_text(c, planted)[0]}]", _v6_identity(planted)
+            identities.append(planted_ident)
         headers.append(("Referer", f"https://{site}/p/{value}?ip={value}"))
         identities.append(ident)
     headers = draw(st.permutations(headers))
