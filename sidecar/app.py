@@ -213,32 +213,25 @@ class App:
         `serve.*` take effect at the next start."""
         check_names(sinks)
         stage = PrivacyStage(cfg, open_country_lookup(cfg))
-        opened = {sink_name(s): s for s in sinks}
+        wanted = {sink_name(s): s for s in sinks}
         current = {d.label: d for d in self.deliveries}
-        new_sinks = {n: open_sink(s) for n, s in opened.items() if current.get(n) is None}
         changed = {
-            n: open_sink(s) for n, s in opened.items() if n in current and current[n].cfg != s
+            n: open_sink(s) for n, s in wanted.items() if n in current and current[n].cfg != s
         }
+        added = {n: self._delivery(s) for n, s in wanted.items() if n not in current}
         if cfg.storage != self.cfg.storage or cfg.serve != self.cfg.serve:
             log.warning("reload: [storage] and [serve] changes take effect at the next start")
         for name, sink in changed.items():
-            current[name].reconfigure(sink, opened[name])
-        kept = []
-        for name, s in opened.items():
-            if name in current:
-                kept.append(current[name])
-            else:
-                d = Delivery(new_sinks[name], s, self.cfg.storage, self.metrics,
-                             handoff_max_bytes=self.cfg.serve.handoff_max_bytes)  # fmt: skip
-                if self._started:
-                    d.start()
-                kept.append(d)
+            current[name].reconfigure(sink, wanted[name])
+        for d in added.values():
+            if self._started:
+                d.start()
         for name, d in current.items():
-            if name not in opened:
+            if name not in wanted:
                 t = threading.Thread(target=self._retire, args=(d,), name=f"retire-{name}")
                 t.start()
                 self._retired.append((d, t))
-        self.deliveries = kept
+        self.deliveries = [current.get(n) or added[n] for n in wanted]
         self.sink_configs = list(sinks)
         self.stage = stage
         self.cfg = replace_rules(self.cfg, cfg)

@@ -12,7 +12,6 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
 
@@ -125,12 +124,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_config(path: str | None, overrides: dict[str, Any]) -> config_mod.Config:
-    cfg = config_mod.load(path)
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return config_mod.override(cfg, given) if given else cfg
-
-
 class Terminated(BaseException):
     """SIGTERM: stop reading, flush what was read, exit."""
 
@@ -140,7 +133,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def cmd_pipe(args: argparse.Namespace) -> int:
-    cfg = _load_config(
+    cfg = config_mod.load(
         args.config,
         {
             "input.format": args.format,
@@ -261,7 +254,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         format_from_flag=args.format is not None,
         stats_path=args.stats,
     )
-    cfg = serve_mod.load(options)
+    cfg = config_mod.load(options.config_path, options.overrides)
     serve_mod.check_sources(cfg)
     if args.stats:
         error = writable.replaceable_file_error(args.stats)
@@ -294,7 +287,7 @@ def _delivery_summary(sink_id: str, s: dict) -> str:
 
 
 def cmd_storage(args: argparse.Namespace) -> int:
-    cfg = _load_config(args.config, {})
+    cfg = config_mod.load(args.config, {})
     for s in sink_configs(args.sink, cfg, default=cfg.storage.default_sink):
         sink = open_sink(s)
         if not sink.queryable:
@@ -313,7 +306,7 @@ def cmd_storage(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    cfg = _load_config(args.config, {})
+    cfg = config_mod.load(args.config, {})
     configs = sink_configs(args.sink, cfg, default=cfg.storage.default_sink)
     queryable = [s for s in configs if s.url.partition(":")[0] in report_mod.DIALECTS]
     if not queryable:

@@ -430,8 +430,15 @@ def _build_sinks(value: Any, where: str) -> tuple[SinkConfig, ...]:
     return tuple(sinks)
 
 
-def load(path: str | os.PathLike[str] | None) -> Config:
-    """Read a TOML config file (None: the built-in defaults)."""
+def load(path: str | os.PathLike[str] | None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read a TOML config file (None: the built-in defaults), then apply the command line's
+    `overrides` (dotted keys; a None value is a flag not given)."""
+    cfg = _load_file(path)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return override(cfg, given) if given else cfg
+
+
+def _load_file(path: str | os.PathLike[str] | None) -> Config:
     if path is None:
         return Config()
     p = Path(path)

@@ -49,12 +49,11 @@ Readiness = Callable[[], dict[str, str]]
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    """(`host`, port) from `HOST:PORT`; port 0 (any free port) is allowed here, for tests."""
-    parsed = split_host_port(address[:-1] + "1" if address.endswith(":0") else address)
+    """(`host`, port) from `HOST:PORT` (port 0: any free one)."""
+    parsed = split_host_port(address)
     if parsed is None:
-        raise UsageError(f"{WHERE}: must be HOST:PORT (a port from 1 to 65535), got {address!r}")
-    host, port = parsed
-    return host, 0 if address.endswith(":0") else port
+        raise UsageError(f"{WHERE}: must be HOST:PORT (a port from 0 to 65535), got {address!r}")
+    return parsed
 
 
 class _Handler(WSGIRequestHandler):

@@ -48,6 +48,17 @@ STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 disable_created_metrics()
 
 
+def totals(counter: Counter, by: str, **where: str) -> dict[str, int]:
+    """A counter family's values summed by one of its labels, over the series whose other
+    labels are `where`: totals(m.lines_rejected, "reason", source="stdin")."""
+    out: dict[str, int] = {}
+    for family in counter.collect():
+        for s in family.samples:
+            if s.name.endswith("_total") and all(s.labels.get(k) == v for k, v in where.items()):
+                out[s.labels[by]] = out.get(s.labels[by], 0) + int(s.value)
+    return out
+
+
 class Metrics:
     """The metric families of one sidecar process (tests pass their own registry).
 

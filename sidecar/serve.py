@@ -34,14 +34,15 @@ from sidecar.app import App, resolve_input_format, sink_configs
 from sidecar.errors import ConfigError, OutputError, SidecarError, UsageError
 from sidecar.formats.base import LineFormat
 from sidecar.formats.detect import fit_format
+from sidecar.metrics import SYSLOG_SOURCES, totals
 from sidecar.output import Output
 from sidecar.pipeline import LinePipeline
 from sidecar.reject import FORMAT_MISMATCH, INTERNAL_ERROR, TOO_LONG
 from sidecar.sinks.throttle import ThrottledLog
+from sidecar.sources import Ack
 
 log = logging.getLogger(__name__)
 
-Ack = Callable[[], None]
 #: the spool size from which its growth is logged (then at every doubling)
 SPOOL_LOG_BYTES = 1 << 20
 
@@ -55,12 +56,6 @@ class ServeOptions:
     sink_urls: tuple[str, ...] = ()
     format_from_flag: bool = False
     stats_path: str | None = None
-
-
-def load(options: ServeOptions) -> config_mod.Config:
-    cfg = config_mod.load(options.config_path)
-    given = {k: v for k, v in options.overrides.items() if v is not None}
-    return config_mod.override(cfg, given) if given else cfg
 
 
 def check_sources(cfg: config_mod.Config) -> None:
@@ -89,16 +84,18 @@ class Batcher:
         self.detected = server.fmt is not None
         self.pipeline: LinePipeline | None = None
         self.warn = ThrottledLog(log, 60.0)
+        serve = server.app.cfg.serve  # [serve] is not reloaded: read once, not per datagram
+        self.max_bytes = serve.flush_max_bytes
+        self.interval = serve.flush_interval_secs
 
     def add(self, lines: bytes, ack: Ack | None) -> None:
         self.buf += lines
         if ack is not None:
             self.acks.append(ack)
-        serve = self.server.app.cfg.serve
-        if len(self.buf) >= serve.flush_max_bytes:
+        if len(self.buf) >= self.max_bytes:
             self.flush()
         elif self.timer is None:
-            self.timer = self.server.loop.call_later(serve.flush_interval_secs, self.flush)
+            self.timer = self.server.loop.call_later(self.interval, self.flush)
 
     def reset(self, fmt: LineFormat | None) -> None:
         """After a reload: the new rules (and format) from the next batch on."""
@@ -314,7 +311,7 @@ class Server:
             out["sidecar"] = "shutting down"
         names = {s.name for s in self.sources}
         for name in ("syslog_udp", "syslog_unix", "follow", "stdin"):
-            if _wanted(self.app.cfg.serve, name) and name not in names:
+            if getattr(self.app.cfg.serve, name) and name not in names:
                 out[f"source {name}"] = "not started"
         for source in list(self.sources):
             if not source.ready and not getattr(source, "ended", False):
@@ -357,7 +354,7 @@ class Server:
         refused (logged with its key) and the old one stays."""
         metrics = self.app.metrics
         try:
-            cfg = load(self.options)
+            cfg = config_mod.load(self.options.config_path, self.options.overrides)
             fmt = resolve_input_format(cfg, self.options.format_from_flag)
             check_sources(cfg)
             for b in self.batchers.values():
@@ -394,27 +391,17 @@ class Server:
             log.error("cannot write --stats", extra={"reason": str(exc)})
 
     def _source_counts(self) -> dict[str, dict[str, int]]:
-        reg = self.app.metrics.registry
+        lines = self.app.stats.by_source()
         out: dict[str, dict[str, int]] = {}
         for source in self.sources:
             name = source.name
-            counts = {"lines": self.app.stats.by_source().get(name, 0)}
-            if name.startswith("syslog"):
-                results = {
-                    smp.labels["result"]: int(smp.value)
-                    for fam in reg.collect()
-                    if fam.name == "sidecar_syslog_datagrams"
-                    for smp in fam.samples
-                    if smp.name.endswith("_total") and smp.labels.get("source") == name
-                }
+            counts = {"lines": lines.get(name, 0)}
+            if name in SYSLOG_SOURCES:
+                results = totals(self.app.metrics.syslog_datagrams, "result", source=name)
                 counts["datagrams"] = sum(results.values())
                 counts["malformed"] = counts["datagrams"] - results.get("ok", 0)
             out[name] = counts
         return out
-
-
-def _wanted(serve: config_mod.ServeConfig, name: str) -> bool:
-    return bool(getattr(serve, name))
 
 
 def _stdin_ended_log() -> None:

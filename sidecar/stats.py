@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from typing import TextIO
 
-from sidecar.metrics import Metrics
+from sidecar.metrics import Metrics, totals
 from sidecar.reject import REASONS
 
 
@@ -39,27 +39,20 @@ class Stats:
 
     @property
     def lines_in(self) -> int:
-        return int(sum(_values(self.metrics.lines_received).values()))
+        return sum(totals(self.metrics.lines_received, "source").values())
 
     @property
     def records_out(self) -> int:
-        return int(sum(_values(self.metrics.records_out).values()))
+        return sum(totals(self.metrics.records_out, "source").values())
 
     @property
     def rejected(self) -> Counter[str]:
-        out: Counter[str] = Counter()
-        for labels, n in _values(self.metrics.lines_rejected).items():
-            if n:
-                out[dict(labels)["reason"]] += int(n)
-        return out
+        by_reason = totals(self.metrics.lines_rejected, "reason")
+        return Counter({reason: n for reason, n in by_reason.items() if n})
 
     def by_source(self) -> dict[str, int]:
         """Lines read per source (the sources that read any)."""
-        return {
-            dict(labels)["source"]: int(n)
-            for labels, n in _values(self.metrics.lines_received).items()
-            if n
-        }
+        return {s: n for s, n in totals(self.metrics.lines_received, "source").items() if n}
 
     @property
     def rejected_total(self) -> int:
@@ -80,16 +73,6 @@ class Stats:
             f"{total} rejected{f' ({reasons})' if reasons else ''}, "
             f"{secs:.1f} s, {doc['lines_in'] / secs:,.0f} lines/s"
         )
-
-
-def _values(family) -> dict[tuple, float]:
-    """A counter family's `_total` samples: (label items) -> value."""
-    return {
-        tuple(sorted(s.labels.items())): s.value
-        for mf in family.collect()
-        for s in mf.samples
-        if s.name.endswith("_total")
-    }
 
 
 class Progress:

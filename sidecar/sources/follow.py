@@ -53,12 +53,10 @@ from collections.abc import Callable, Sequence
 
 from sidecar.config import ServeConfig
 from sidecar.sinks.throttle import ThrottledLog
+from sidecar.sources import Emit
 from sidecar.sources.checkpoint import Checkpoint, CheckpointStore, Fingerprint, read_head
 
 log = logging.getLogger(__name__)
-
-Ack = Callable[[], None]
-Emit = Callable[[bytes, Ack], None]
 
 #: files waiting for acks may hold at least this many times `flush_max_bytes` before reading pauses
 UNACKED_FLUSHES = 8

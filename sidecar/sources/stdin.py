@@ -17,11 +17,10 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO
 
+from sidecar.sources import Emit
 from sidecar.sources.files import Chunks
 
 log = logging.getLogger(__name__)
-
-Emit = Callable[[bytes, Callable[[], None] | None], None]
 
 
 class FdReader:

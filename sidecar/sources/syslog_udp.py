@@ -25,17 +25,16 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
 
 from sidecar.config import split_host_port
 from sidecar.errors import UsageError
 from sidecar.metrics import Metrics
+from sidecar.sources import Emit
 from sidecar.sources.syslog import MALFORMED_REASONS, message
 
 log = logging.getLogger(__name__)
 
 #: the daemon's hand-off: whole raw lines, each ending in b"\n", and an ack (None for datagrams)
-Emit = Callable[[bytes, Callable[[], None] | None], None]
 
 DROPS_POLL_SECS = 1.0
 
@@ -83,14 +82,6 @@ def errno_text(exc: BaseException) -> str:
     if type(exc) is OSError and exc.args and isinstance(exc.args[0], str):
         return exc.args[0]
     return type(exc).__name__
-
-
-def _host_port(address: str) -> tuple[str, int] | None:
-    """config.split_host_port, and port 0 too (the kernel chooses: for tests)."""
-    if address.endswith(":0"):
-        parsed = split_host_port(address[:-1] + "1")
-        return None if parsed is None else (parsed[0], 0)
-    return split_host_port(address)
 
 
 def set_recv_buffer(sock: socket.socket, name: str, requested: int) -> int:
@@ -154,7 +145,7 @@ class SyslogUdpSource:
 
     async def start(self) -> None:
         """Bind on the running loop; UsageError (exit 2) when the address cannot be had."""
-        parsed = _host_port(self._configured)
+        parsed = split_host_port(self._configured)  # port 0: any free one
         if parsed is None:
             raise self._error("not HOST:PORT")
         host, port = parsed

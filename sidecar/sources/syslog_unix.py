@@ -33,7 +33,8 @@ import stat
 
 from sidecar.errors import UsageError
 from sidecar.metrics import Metrics
-from sidecar.sources.syslog_udp import DatagramReceiver, Emit, errno_text, set_recv_buffer
+from sidecar.sources import Emit
+from sidecar.sources.syslog_udp import DatagramReceiver, errno_text, set_recv_buffer
 
 log = logging.getLogger(__name__)
 
