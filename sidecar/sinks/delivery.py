@@ -312,15 +312,15 @@ class Delivery:
         ):
             self._cut()
         if self._stopping:
-            self._wait_for_senders()  # what failed in flight is in the spool now
+            self._wait_for_senders(self._deadline)  # what failed in flight is spooled now
         self._replay_due()
 
-    def _wait_for_senders(self) -> None:
-        """Until every batch in flight is settled, or the shutdown deadline."""
+    def _wait_for_senders(self, deadline: float | None = None) -> None:
+        """Until every batch in flight is settled, or `deadline` (on self.clock)."""
         taken = 0
         for _ in range(self._concurrency):
-            left = self._deadline - self.clock()  # type: ignore[operator]
-            if not self._slots.acquire(timeout=max(0.0, left)):
+            left = None if deadline is None else max(0.0, deadline - self.clock())
+            if not self._slots.acquire(timeout=left):
                 break
             taken += 1
         for _ in range(taken):
@@ -345,7 +345,7 @@ class Delivery:
         spool), then the old store is closed and the new one opened."""
         if self._batch_count:
             self._cut()
-        self._wait_until_idle()
+        self._wait_for_senders()
         with contextlib.suppress(Exception):
             self.sink.close()
         if self._senders is not None:
@@ -354,13 +354,6 @@ class Delivery:
         self._use_senders(sink)
         log.info("sink %s reconfigured", self.label)
         self._open()
-
-    def _wait_until_idle(self) -> None:
-        """Until no batch is in flight on a sender."""
-        for _ in range(self._concurrency):
-            self._slots.acquire()
-        for _ in range(self._concurrency):
-            self._slots.release()
 
     def _add(self, batch: CleanBatch, pending: _Ack | None = None) -> None:
         whole = batch.summary is not None  # a chunk with its rollup is never split: kept whole
