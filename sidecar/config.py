@@ -151,6 +151,51 @@ class ServeConfig:
     shutdown_grace_secs: float = _opt(30.0, _secs())
 
 
+def _upstream(v: str) -> str | None:
+    scheme, sep, rest = v.partition("://")
+    host = rest.split("/", 1)[0]
+    if v == "" or (
+        sep
+        and scheme in ("http", "https")
+        and host
+        and "@" not in host
+        and " " not in v
+        and rest.strip("/") == host
+    ):
+        return None
+    return f"must be an origin URL, http://HOST[:PORT] or https://HOST[:PORT], got {_shown(v)}"
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: headers the proxy's header rule sets or keeps itself: `proxy.strip_headers` may not name them
+OWNED_HEADERS = ("host", "x-forwarded-for", "x-real-ip", "forwarded")
+
+
+def _header_names(values: tuple[str, ...]) -> str | None:
+    for v in values:
+        if not _TOKEN.match(v):
+            return f"{v!r} is not a header name"
+        if v.lower() in OWNED_HEADERS:
+            return f"{v!r} cannot be stripped: the proxy sets it itself (the truncated client)"
+    return None
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """`sidecar proxy`: where it listens, the origin behind it, what it answers itself."""
+
+    listen: str = _opt("127.0.0.1:8080", _host_port(allow_empty=False))
+    upstream: str = _opt("", _upstream)
+    http: str = _opt("127.0.0.1:9188", _host_port(allow_empty=True))
+    beacon_paths: tuple[str, ...] = _opt(["/beacon"], _paths)
+    strip_headers: tuple[str, ...] = _opt(["cookie"], _header_names)
+    stream_min_bytes: int = _opt(1 << 20, _int_range(1024, 1 << 40))
+    tls_cert: str = _opt("")
+    confdir: str = _opt("data/state/mitmproxy")
+    flush_interval_secs: float = _opt(0.25, _secs())
+    shutdown_grace_secs: float = _opt(30.0, _secs())
+
+
 @dataclass(frozen=True)
 class BeaconConfig:
     paths: tuple[str, ...] = _opt(["/beacon"], _paths)
@@ -292,6 +337,7 @@ class Config:
     input: InputConfig = field(default_factory=InputConfig)
     pipe: PipeConfig = field(default_factory=PipeConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
     beacon: BeaconConfig = field(default_factory=BeaconConfig)
     ip: IpConfig = field(default_factory=IpConfig)
     geoip: GeoipConfig = field(default_factory=GeoipConfig)

@@ -43,6 +43,9 @@ GEO_RESULTS = ("hit", "miss", "none")
 IP_FAMILIES = ("ipv4", "ipv6")
 REFERRER_KINDS = ("first_party", "third_party", "none", "dropped")
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+#: an exchange through `sidecar proxy`: forwarded to the origin, a beacon answered, or why not
+PROXY_RESULTS = ("forwarded", "beacon", "upstream_error", "absolute_form", "connect",
+                 "malformed", "beacon_too_large", "beacon_method")  # fmt: skip
 
 # the `_created` series double every counter for no use (and dashboards trip on them)
 disable_created_metrics()
@@ -192,6 +195,19 @@ class Metrics:
             ["status_class"],
             registry=r,
         )
+        self.proxy_exchanges = Counter(
+            "sidecar_proxy_exchanges_total",
+            "Requests sidecar proxy took: forwarded, beacon (answered itself), or why refused.",
+            ["result"],
+            registry=r,
+        )
+        self.proxy_request_seconds = Histogram(
+            "sidecar_proxy_request_duration_seconds",
+            "Time from a request's first byte to its response's last, through sidecar proxy.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                     5, 10, 30),
+            registry=r,
+        )  # fmt: skip
         self.build_info = Gauge(
             "sidecar_build_info", "sidecar's version and its record schema version (always 1).",
             ["version", "schema"], registry=r,
@@ -231,6 +247,9 @@ class Metrics:
         self.records_out.labels(source)
         for reason in REASONS:
             self.lines_rejected.labels(source, reason)
+        if source == "proxy":
+            for result in PROXY_RESULTS:
+                self.proxy_exchanges.labels(result)
         if source in SYSLOG_SOURCES:
             for result in DATAGRAM_RESULTS:
                 self.syslog_datagrams.labels(source, result)

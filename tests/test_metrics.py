@@ -54,6 +54,8 @@ FAMILIES = {
     "sidecar_syslog_datagrams": ("counter", ("source", "result")),
     "sidecar_datagrams_kernel_dropped": ("counter", ("source",)),
     "sidecar_config_reloads": ("counter", ("result",)),
+    "sidecar_proxy_exchanges": ("counter", ("result",)),
+    "sidecar_proxy_request_duration_seconds": ("histogram", ()),
     "sidecar_build_info": ("gauge", ("version", "schema")),
     "sidecar_geo_lookups": ("counter", ("result",)),
     "sidecar_ips_masked": ("counter", ("family",)),

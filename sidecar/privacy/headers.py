@@ -36,6 +36,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sidecar.config import OWNED_HEADERS
 from sidecar.privacy.ip import ClientIp
 from sidecar.privacy.literals import LiteralMasker
 from sidecar.privacy.referrer import Referrer
@@ -56,7 +57,7 @@ CLIENT_IP_HEADERS = (
 #: headers stripped unless configured otherwise
 DEFAULT_STRIP = ("cookie",)
 #: headers the rule itself writes or keeps: `strip` may not name them
-OWNED = ("host", "x-forwarded-for", "x-real-ip", "forwarded")
+OWNED = OWNED_HEADERS
 
 _XFF, _XRI, _FWD = 0, 1, 2
 _FORWARDING = {"x-forwarded-for": _XFF, "x-real-ip": _XRI, "forwarded": _FWD}
