@@ -138,7 +138,7 @@ class Field(NamedTuple):
     `text` (through the one free-text scrubber: IP literals in every notation struck, invisible
     characters removed, bounded length), `host` and `referrer_host` (the host rule), a closed
     vocabulary (`method`, `protocol`, `country`, `family`, `device`), `address` (a struck
-    address from the masker), `time` (written by formats/timestamps), `number`.
+    address from the masker), `time` (written by sidecar/timestamps.py), `number`.
     """
 
     type: str

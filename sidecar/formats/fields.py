@@ -11,6 +11,8 @@ allowlisted keys out of it; the stage never keeps it as it is. A text format's e
 undone here, where the format is known (`body_decoder`): nginx's default escaping writes `"`,
 `\\`, controls and every byte from 0x7F as `\\xHH` (nginx 1.22: `{\\x22event\\x22:...}`,
 `\\xC3\\xA9` for `é`); a JSON format's values are decoded by the JSON parser itself.
+
+Request targets and Host values are read by `sidecar.targets`, which the proxy shares.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import orjson
 
 from sidecar.record import RawRequest
 from sidecar.reject import BAD_FIELD, BAD_IP, BAD_TIMESTAMP, FORMAT_MISMATCH, Rejected
+from sidecar.targets import host_of, split_target
 
 TIME_VARS = ("time_local", "time_iso8601", "msec", "time")
 
@@ -139,22 +142,6 @@ def _body(value: str | None, decode: Callable[[str], str]) -> str | None:
     return None if value is None else decode(value)
 
 
-def split_target(target: str) -> tuple[str | None, str | None, str | None]:
-    """A request target -> (host from an absolute URI, path, query)."""
-    host = None
-    if target[:1] != "/":
-        scheme, sep, rest = target.partition("://")
-        if sep and scheme.isalpha():
-            end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-            authority, rest = rest[:end], rest[end:]
-            host = _host(authority.rpartition("@")[2])  # no userinfo, no port
-            target = rest if rest.startswith("/") else "/" + rest
-        elif target != "*":
-            return None, None, None
-    path, _, query = target.partition("?")
-    return host, path.partition("#")[0] or "/", query.partition("#")[0] or None
-
-
 def _is_method(method: str) -> bool:
     """An HTTP method token as servers log it: upper-case ASCII letters, at most 16."""
     return method.isascii() and method.isalpha() and method.isupper() and len(method) <= 16
@@ -207,23 +194,7 @@ def _float(value: str | None) -> float | None:
     return number
 
 
-def _host(value: str | None) -> str | None:
-    """A Host value without its port, lower-cased: `[2001:db8::1]:8080` -> `[2001:db8::1]`.
-
-    Two colons or more without brackets make an IPv6 literal (`2001:db8::1`), kept whole: cut
-    at its first colon it would pass for a host name (`2001`), and the privacy stage strikes
-    addresses it can see whole only."""
-    value = _none_if_dash(value)
-    if value is None:
-        return None
-    if value.startswith("["):
-        return value[: value.find("]") + 1].lower() if "]" in value else None
-    if value.count(":") >= 2:
-        return value.lower()
-    return value.partition(":")[0].rstrip(".").lower() or None
-
-
-# what a timestamp reader may raise on a bad text: ValueError by contract (formats.timestamps);
+# what a timestamp reader may raise on a bad text: ValueError by contract (sidecar.timestamps);
 # the others too, so that a reader given from outside cannot cost the run (OSError: errno 75)
 _TS_ERRORS = (ValueError, LookupError, ArithmeticError, OSError)
 
@@ -320,7 +291,7 @@ def make_builder(
         ]
     else:
         request_time = ["    request_time = None"]
-    host = f"_host(g[{at['host']}]) or host" if "host" in at else "host"
+    host = f"_host_of(g[{at['host']}]) or host" if "host" in at else "host"
     body = f"_body(g[{at['request_body']}], _decode_body)" if "request_body" in at else "None"
     source = "\n".join(
         [
@@ -359,7 +330,7 @@ def make_builder(
         "_target_parts": _target_parts,
         "_float": _float,
         "_int": _int,
-        "_host": _host,
+        "_host_of": host_of,
         "_none_if_dash": _none_if_dash,
         "_digits": _digits,
         "_body": _body,

@@ -15,9 +15,9 @@ import shlex
 from sidecar.errors import UsageError
 from sidecar.formats.base import LineFormat, Literal, Segment, Variable
 from sidecar.formats.fields import TIME_VARS, body_decoder, canonical, make_builder
-from sidecar.formats.timestamps import make_reader
 from sidecar.record import RawRequest
 from sidecar.reject import FORMAT_MISMATCH, Rejected
+from sidecar.timestamps import make_reader
 
 _VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 # `"key": "$var"` or `"key": $var`, the value being that one variable and nothing else

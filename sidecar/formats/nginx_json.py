@@ -21,9 +21,9 @@ import orjson
 
 from sidecar.formats.base import LineFormat, Variable
 from sidecar.formats.fields import TIME_VARS, canonical, make_builder
-from sidecar.formats.timestamps import make_reader
 from sidecar.record import RawRequest
 from sidecar.reject import BINARY, FORMAT_MISMATCH, Rejected
+from sidecar.timestamps import make_reader
 
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import orjson
 
 from sidecar.formats.base import LineFormat, Literal, Variable
-from sidecar.formats.timestamps import to_iso8601, to_msec, to_time_local
 from sidecar.record import CleanRecord
+from sidecar.timestamps import to_iso8601, to_msec, to_time_local
 
 
 def _target(r: CleanRecord) -> str | None:

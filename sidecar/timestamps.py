@@ -1,4 +1,9 @@
-"""Log timestamps -> RFC 3339 UTC with milliseconds (`2026-11-24T09:00:00.000Z`), and back.
+"""Times -> RFC 3339 UTC with milliseconds (`2026-11-24T09:00:00.000Z`), and back.
+
+One module for every producer of a record's `ts`, so that they all write the same text: the log
+parsers (sidecar.formats) read log timestamps with `make_reader`, the proxy turns a flow's Unix
+time into the same text with `from_epoch`, and the rewrite writer goes back with `to_*`. It sits
+at the top level (not in formats/) because the proxy may not import the log parsers.
 
 Readers for nginx's `$time_local` (`24/Nov/2026:10:00:00 +0100`), `$time_iso8601`, `$msec`
 (`1732442400.123`) and ISO 8601 in general. Each raises ValueError, and only ValueError, on
@@ -21,6 +26,7 @@ _MONTHS = {m: i for i, m in enumerate(_MONTH_ABBR, 1)}
 _MONTH_NAMES = {i: m for m, i in _MONTHS.items()}
 _CACHE_ENTRIES = 4096
 _MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59Z, the last second an RFC 3339 year holds
+_MIN_SECONDS = -62135596800  # 0001-01-01T00:00:00Z, the first
 
 
 def rfc3339(dt: datetime) -> str:
@@ -85,6 +91,65 @@ def _msec(text: str) -> str:
     ms = int((frac + "000")[:3]) if frac else 0
     dt = datetime.fromtimestamp(int(seconds), UTC) + timedelta(milliseconds=ms)
     return rfc3339(dt)
+
+
+_EPOCH_END = _MAX_SECONDS + 1
+_NO_EXPONENT = 0.0001  # from here to 1e16, a float's repr is plain digits with one point
+
+# from_epoch's last second, as its repr's digits, and its text up to the milliseconds (one
+# tuple, read and replaced whole, so threads sharing it see a matching pair): the proxy's
+# requests arrive in time order, many within the same second
+_last_second: tuple[str, str] = ("", "")
+
+
+def from_epoch(seconds: float) -> str:
+    """A Unix time in seconds (mitmproxy's `timestamp_start`) -> `2026-12-01T13:00:00.123Z`.
+
+    Truncated to the millisecond the instant falls in (toward the past, before 1970 too), read
+    from the float's decimal text (its shortest `repr`, what Python and JSON print), so that
+    the text is the one `make_reader("msec")` gives for that decimal: `1795510800.123` ->
+    `...00.123Z`, though the nearest binary double lies a little below it. Raises ValueError
+    outside years 1..9999 (NaN and the infinities too). Built for the proxy's hot path: the
+    text up to the seconds is kept for the last second seen, so a request within that second
+    costs a `repr`, a comparison and a few slices.
+    """
+    global _last_second
+    if not _NO_EXPONENT <= seconds < _EPOCH_END:  # also False for NaN
+        return _from_epoch_rest(seconds)
+    whole, _, frac = repr(seconds).partition(".")
+    ms = (frac + "000")[:3]  # an int has no fraction
+    last = _last_second
+    if last[0] == whole:
+        return f"{last[1]}{ms}Z"
+    prefix = _second_text(int(whole))
+    _last_second = (whole, prefix)
+    return f"{prefix}{ms}Z"
+
+
+def _from_epoch_rest(seconds: float) -> str:
+    """`from_epoch` below 0.0001 s (before 1970, or an exponent in the repr) and out of range."""
+    if not _MIN_SECONDS <= seconds < _NO_EXPONENT:
+        raise ValueError("year out of range")
+    if seconds >= 0:  # -0.0 too
+        return _second_text(0) + "000Z"
+    text = repr(seconds)
+    if "e" in text:  # -0.0001 < seconds < 0: the last millisecond before 1970
+        ms = -1
+    else:
+        whole, _, frac = text.partition(".")
+        # toward the past: digits beyond the millisecond take it one further back
+        ms = int(whole) * 1000 - int((frac + "000")[:3]) - (1 if frac[3:].strip("0") else 0)
+    second, ms = divmod(ms, 1000)
+    return f"{_second_text(second)}{ms:03d}Z"
+
+
+def _second_text(second: int) -> str:
+    """`2026-12-01T13:00:00.`: a Unix second's RFC 3339 text, up to the milliseconds."""
+    t = time.gmtime(second)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
+    )
 
 
 def _cached(read: Callable[[str], str]) -> Callable[[str], str]:

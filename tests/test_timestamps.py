@@ -1,15 +1,18 @@
-"""formats.timestamps: log times -> RFC 3339 UTC with milliseconds, and the writers back."""
+"""sidecar.timestamps: log and Unix times -> RFC 3339 UTC with milliseconds, and back."""
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar.formats.timestamps import (
+from sidecar.timestamps import (
+    from_epoch,
     make_reader,
     parse_rfc3339,
     rfc3339,
@@ -333,3 +336,82 @@ def test_any_text_reads_to_rfc3339_or_raises_value_error(kind: str, text: str) -
     except ValueError:
         return
     assert _RFC3339.fullmatch(out), out
+
+
+# --- from_epoch: a Unix time (a proxied flow's timestamp_start) -> the same text ---------------
+
+_LAST = 253402300799  # 9999-12-31T23:59:59Z
+_FIRST = -62135596800  # 0001-01-01T00:00:00Z
+
+
+def _decimal(seconds: float) -> str:
+    """The decimal text of a float as `$msec` would carry it: its repr, without an exponent."""
+    text = repr(seconds)
+    return text if "e" not in text else f"{seconds:.20f}"
+
+
+@given(st.floats(min_value=0, max_value=_LAST + 0.999))
+def test_from_epoch_agrees_with_the_msec_reader(seconds: float) -> None:
+    """The proxy's time and a log's `$msec` for the same decimal give the same text."""
+    assert from_epoch(seconds) == make_reader("msec")(_decimal(seconds))
+
+
+@given(st.integers(0, _LAST), st.integers(0, 999))
+def test_from_epoch_of_a_millisecond_is_that_millisecond(second: int, ms: int) -> None:
+    text = f"{second}.{ms:03d}"
+    assert from_epoch(float(text)) == make_reader("msec")(text)
+    assert from_epoch(float(text)).endswith(f".{ms:03d}Z")
+
+
+@given(st.floats(min_value=_FIRST, max_value=_LAST + 0.999))
+def test_from_epoch_is_the_millisecond_its_decimal_falls_in(seconds: float) -> None:
+    """Over the whole range, before 1970 too: truncation goes toward the past (the floor)."""
+    ms = math.floor(Decimal(repr(seconds)) * 1000)
+    assert from_epoch(seconds) == rfc3339(datetime(1970, 1, 1) + timedelta(milliseconds=ms))
+
+
+@pytest.mark.parametrize(
+    "seconds, utc",
+    [
+        (1795510800.123, "2026-11-24T09:00:00.123Z"),  # the double lies below .123: not .122
+        (1795510800.9999, "2026-11-24T09:00:00.999Z"),  # truncated, not rounded up
+        (1795510800.1239, "2026-11-24T09:00:00.123Z"),
+        (1795510800.0005, "2026-11-24T09:00:00.000Z"),
+        (1795510800.5, "2026-11-24T09:00:00.500Z"),
+        (1795510800, "2026-11-24T09:00:00.000Z"),  # an int
+        (1796130000.123, "2026-12-01T13:00:00.123Z"),
+        (0, "1970-01-01T00:00:00.000Z"),
+        (0.0, "1970-01-01T00:00:00.000Z"),
+        (-0.0, "1970-01-01T00:00:00.000Z"),
+        (5e-05, "1970-01-01T00:00:00.000Z"),  # a repr with an exponent
+        (0.0001, "1970-01-01T00:00:00.000Z"),
+        (0.001, "1970-01-01T00:00:00.001Z"),
+        (-5e-05, "1969-12-31T23:59:59.999Z"),  # before 1970: toward the past
+        (-0.001, "1969-12-31T23:59:59.999Z"),
+        (-0.0015, "1969-12-31T23:59:59.998Z"),
+        (-1.5, "1969-12-31T23:59:58.500Z"),
+        (-1, "1969-12-31T23:59:59.000Z"),
+        (_FIRST, "0001-01-01T00:00:00.000Z"),
+        (_FIRST + 0.5, "0001-01-01T00:00:00.500Z"),
+        (_LAST + 0.999, "9999-12-31T23:59:59.999Z"),
+        (_LAST + 0.9999, "9999-12-31T23:59:59.999Z"),
+    ],
+)
+def test_from_epoch(seconds: float, utc: str) -> None:
+    assert from_epoch(seconds) == utc
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [_FIRST - 0.001, _FIRST - 1, _LAST + 1, 1e16, 1e300, float("nan"), float("inf"), -float("inf")],
+)
+def test_from_epoch_out_of_range_raises_value_error(seconds: float) -> None:
+    with pytest.raises(ValueError):
+        from_epoch(seconds)
+
+
+def test_from_epoch_in_and_out_of_the_same_second() -> None:
+    """The kept text of the last second is never used for another one."""
+    times = [1795510800.25, 1795510800.75, 1795510801.0, 1795510800.5, 5.5, 5.25, -5.5, 1795510800]
+    expected = [rfc3339(datetime.fromtimestamp(t, UTC)) for t in times]
+    assert [from_epoch(t) for t in times] == expected
