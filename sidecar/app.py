@@ -132,10 +132,10 @@ class App:
             self.output,
             self.cfg.input.max_line_bytes,
             keep_rejects=self.keep_rejects,
-            summarize=self._summarizer(),
+            summarize=self.summarizer(),
         )
 
-    def _summarizer(self):
+    def summarizer(self):
         """The rollup a pipeline computes per chunk, when a sink keeps one (SQLite)."""
         for d in self.deliveries:
             summarize = getattr(d.sink, "summarize", None)

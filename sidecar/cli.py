@@ -97,6 +97,32 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--stats", metavar="PATH", help="write run counters as JSON at exit")
     serve.add_argument("--state-dir", metavar="DIR", help="serve.state_dir (checkpoints)")
 
+    proxy = sub.add_parser(
+        "proxy", help="a scrubbing reverse proxy in front of an origin (mitmproxy): the origin "
+        "never sees a full client IP; one clean record per request; beacons answered",
+    )  # fmt: skip
+    proxy.add_argument("--listen", metavar="HOST:PORT", help="proxy.listen (127.0.0.1:8080)")
+    proxy.add_argument("--upstream", metavar="URL", help="proxy.upstream: http(s)://HOST[:PORT]")
+    proxy.add_argument("--config", metavar="PATH", help="TOML config (see config/sidecar.toml)")
+    proxy.add_argument(
+        "--sink", action="append", metavar="URL",
+        help="store records here (repeatable); default storage.default_sink (sqlite)",
+    )  # fmt: skip
+    proxy.add_argument("--geoip", metavar="PATH", help="country database (.mmdb); '' for none")
+    proxy.add_argument(
+        "--http", metavar="HOST:PORT", help="proxy.http: /metrics /healthz /readyz "
+        "(default 127.0.0.1:9188; '' for none)",
+    )  # fmt: skip
+    proxy.add_argument("--stats", metavar="PATH", help="write run counters as JSON at exit")
+    proxy.add_argument(
+        "--trusted-proxy", action="append", metavar="CIDR",
+        help="ip.trusted_proxies (repeatable): peers whose X-Forwarded-For is believed",
+    )  # fmt: skip
+    proxy.add_argument(
+        "--beacon-path", action="append", metavar="PATH",
+        help="proxy.beacon_paths (repeatable; default /beacon): answered 204, never forwarded",
+    )  # fmt: skip
+
     report = sub.add_parser("report", help="traffic report from the analytics store")
     report.add_argument(
         "--sink", action="append", metavar="URL", help="default sqlite:data/analytics.db"
@@ -264,6 +290,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_mod.Server(options, cfg).run()
 
 
+def cmd_proxy(args: argparse.Namespace) -> int:
+    try:
+        from sidecar.proxy.master import ProxyRun
+    except ImportError as exc:
+        if "mitmproxy" not in str(exc):
+            raise
+        raise UsageError(
+            "sidecar proxy needs mitmproxy: pip install 'privacy-sidecar[proxy]'"
+        ) from None
+    cfg = config_mod.load(args.config, {
+        "proxy.listen": args.listen,
+        "proxy.upstream": args.upstream,
+        "proxy.http": args.http,
+        "proxy.beacon_paths": args.beacon_path,
+        "ip.trusted_proxies": args.trusted_proxy,
+        "geoip.database": args.geoip,
+    })  # fmt: skip
+    if args.stats:
+        error = writable.replaceable_file_error(args.stats)
+        if error is not None:
+            raise UsageError(f"--stats: {error}")
+    return ProxyRun(cfg, tuple(args.sink or ()), args.stats).run()
+
+
 def _closed(output: Output, failure: OutputError | None) -> OutputError | None:
     """Close an output; the run's first failure is the one reported."""
     try:
@@ -358,6 +408,7 @@ def cmd_geoip(args: argparse.Namespace) -> int:
 COMMANDS = {
     "pipe": cmd_pipe,
     "serve": cmd_serve,
+    "proxy": cmd_proxy,
     "report": cmd_report,
     "storage": cmd_storage,
     "check-config": cmd_check_config,

@@ -44,7 +44,7 @@ IP_FAMILIES = ("ipv4", "ipv6")
 REFERRER_KINDS = ("first_party", "third_party", "none", "dropped")
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
 #: an exchange through `sidecar proxy`: forwarded to the origin, a beacon answered, or why not
-PROXY_RESULTS = ("forwarded", "beacon", "upstream_error", "absolute_form", "connect",
+PROXY_RESULTS = ("forwarded", "beacon", "upstream_error", "aborted", "absolute_form", "connect",
                  "malformed", "beacon_too_large", "beacon_method")  # fmt: skip
 
 # the `_created` series double every counter for no use (and dashboards trip on them)
