@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(tor-geoipdb nginx clickhouse-server clickhouse-client wrk prometheus)  # wrk: bench/; prometheus: promtool
+packages=(tor-geoipdb nginx clickhouse-server clickhouse-client wrk prometheus curl)  # wrk: bench/; prometheus: promtool; curl: HTTP/2 to the proxy
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
