@@ -4,6 +4,7 @@
   method, the request target (path and query as sent), and every header as a [name, value]
   pair, in order. Every request is also kept in `Origin.seen` (the beacon tests check that
   none reached it).
+- `GET /slow`: the same, after `X-Delay-Secs` seconds (default 1).
 - `GET /segment.ts`: `segment_bytes` of a fixed pseudo-random pattern (a video segment),
   written in 64 KiB pieces with a Content-Length; `GET /chunked.ts` the same, chunked.
 
@@ -17,6 +18,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PIECE = 64 << 10
@@ -47,6 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
         seen = {"method": self.command, "target": self.path, "headers": list(self.headers.items()),
                 "body_bytes": len(body)}  # fmt: skip
         self.server.seen.append(seen)
+        if self.path.startswith("/slow"):  # an exchange still in flight at SIGTERM
+            time.sleep(float(self.headers.get("x-delay-secs") or 1.0))
         if self.path.startswith("/segment.ts") or self.path.startswith("/chunked.ts"):
             self._segment(chunked=self.path.startswith("/chunked.ts"))
             return
