@@ -1,0 +1,748 @@
+"""`sidecar proxy` against bare `mitmdump --mode reverse:...`, both in front of the same nginx.
+
+    .venv/bin/python bench/proxy.py                       # everything, 3 rounds, ~5.5 min
+    .venv/bin/python bench/proxy.py --secs 2 --repeat 1 --no-segments   # a quick look
+    .venv/bin/python bench/proxy.py --profile 10          # and py-spy on sidecar at c=16
+
+One real nginx on loopback (a temporary prefix, `access_log off`, one worker) is the origin:
+`/small.txt` (1 KiB), `/segment.ts` (4 MiB) and `location = /beacon { return 204; }`. In front
+of it, started once for the whole run and each from its own temporary working directory:
+`sidecar proxy` with a jsonl sink (storage is not what is measured), a second `sidecar proxy`
+with the default SQLite sink (one row, to show the storage cost), `mitmdump` with
+`stream_large_bodies=1m` (the peer: as `sidecar proxy` streams from 1 MiB) and `mitmdump`
+buffering whole bodies (segments only: it is the other way mitmdump can be run for them).
+
+wrk (`-c C -t min(C,2)`, `--secs` each) measures, round by round and in alternating order:
+1. the small object at each `--connections`, through each proxy and from nginx directly
+   (the ceiling): requests/s, p50 and p99 latency (wrk's own percentiles, in microseconds);
+2. the 4 MiB segment at c=1 and c=4 through each proxy: MiB/s;
+3. `GET /beacon?event=play&...` at c=16 and c=64: answered by sidecar itself, by nginx's
+   `return 204`, and by mitmdump forwarding it to that `return 204`.
+Peak RSS is each proxy's VmHWM (/proc/PID/status) at the end. Every figure is printed as a
+ratio to its peer measured in the same run, never asserted against a time: these machines are
+shared (2 cores) and drift 2x within a session. Each figure is the best of `--repeat` rounds.
+
+Checked before timing: a body through each proxy is byte-identical to nginx's file, and a
+beacon answered by sidecar never reaches the origin (nginx's stub_status counter). Checked
+after: sidecar exits 0 on SIGTERM, and the records it wrote match the requests wrk counted
+through it (wrk does not count the exchanges in flight when it stops; sidecar records them).
+The table goes to stdout (markdown) and, with every run, to bench/out/proxy-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.nginx import NGINX, Nginx, free_port  # noqa: E402
+
+BIN = Path(sys.executable).parent
+GEOIP = ROOT / "data" / "country.mmdb"
+OUT = ROOT / "bench" / "out"
+SMALL, SEGMENT = "/small.txt", "/segment.ts"
+SMALL_BYTES, SEGMENT_BYTES = 1024, 4 << 20
+BEACON = "/beacon?event=play&media=m1&position_secs=12"
+SEGMENT_CONNECTIONS = (1, 4)
+BEACON_CONNECTIONS = (16, 64)
+SQLITE_CONNECTIONS = 16
+# wrk calls done() once, with every thread's figures merged; latency is in microseconds
+WRK_LUA = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d %d %d %.0f %.0f\\n",
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+    e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+ORIGIN = """
+access_log off; sendfile on; tcp_nodelay on; keepalive_requests 1000000; keepalive_timeout 300s;
+server { listen 127.0.0.1:PORT; root PREFIX/www; location = /beacon { return 204; } }
+server { listen 127.0.0.1:SPORT; location / { stub_status; } }
+"""
+
+
+class Origin(Nginx):
+    """The tests' nginx helper, with room for c=64 plus a proxy's 64 upstream connections."""
+
+    def __init__(self, prefix: Path) -> None:
+        self.status_port = free_port()
+        super().__init__(prefix, ORIGIN.replace("SPORT", str(self.status_port)))
+        conf = prefix / "nginx.conf"
+        conf.write_text(
+            conf.read_text().replace("worker_connections 64;", "worker_connections 1024;")
+        )
+        www = prefix / "www"
+        line = b"0123456789abcdef" * 3 + b"-sidecar-bench-proxy-small-object\n"  # 82 bytes
+        (www / "small.txt").write_bytes((line * 13)[:SMALL_BYTES])
+        (www / "segment.ts").write_bytes(os.urandom(SEGMENT_BYTES))
+        self.files = {
+            SMALL: (www / "small.txt").read_bytes(),
+            SEGMENT: (www / "segment.ts").read_bytes(),
+        }
+
+    def requests(self) -> int:
+        """nginx's stub_status request counter (the status request itself counts one)."""
+        _, body = get(self.status_port, "/")
+        return int(body.decode().split("\n")[2].split()[2])
+
+
+def get(port: int, target: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", target, headers={"User-Agent": "bench/proxy.py"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+class Program:
+    """A proxy process in its own temporary working directory, stderr to a log there."""
+
+    def __init__(self, name: str, cmd: list[str], work: Path, port: int) -> None:
+        self.name, self.cmd, self.work, self.port = name, cmd, work, port
+        work.mkdir(parents=True)
+        self.log_path = work / "stderr.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=self._log, stdin=subprocess.DEVNULL
+        )
+        self.hwm_kib = 0
+        self.rc: int | None = None
+
+    def wait_ready(self, limit_secs: float = 60.0) -> None:
+        deadline = time.monotonic() + limit_secs
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited ({self.proc.returncode}); see {self.log_path}"
+                )
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not listen within {limit_secs:.0f} s")
+
+    def status(self, key: str) -> int:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self, limit_secs: float = 60.0) -> int:
+        if self.rc is not None:
+            return self.rc
+        self.hwm_kib = self.status("VmHWM")  # the peak over the process's whole life
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.rc = self.proc.wait(limit_secs)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.rc = self.proc.wait()
+        self._log.close()
+        return self.rc
+
+
+def sidecar_cmd(exe: str, port: int, origin: int, sink: str) -> list[str]:
+    return [
+        exe,
+        "proxy",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--upstream",
+        f"http://127.0.0.1:{origin}",
+        "--sink",
+        sink,
+        "--geoip",
+        str(GEOIP),
+        "--http",
+        "",
+    ]
+
+
+def mitmdump_cmd(exe: str, port: int, origin: int, confdir: Path, stream: bool) -> list[str]:
+    return [
+        exe,
+        "--mode",
+        f"reverse:http://127.0.0.1:{origin}",
+        "--listen-host",
+        "127.0.0.1",
+        "--listen-port",
+        str(port),
+        "-q",
+        "--set",
+        "termlog_verbosity=error",
+        "--set",
+        "flow_detail=0",
+        "--set",
+        "connection_strategy=lazy",
+        "--set",
+        f"confdir={confdir}",
+        *(["--set", "stream_large_bodies=1m"] if stream else []),
+    ]
+
+
+@dataclass
+class Run:
+    requests: int
+    secs: float
+    bytes: int
+    errors: dict[str, int]
+    p50_us: float
+    p99_us: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.secs
+
+    @property
+    def mib_s(self) -> float:
+        return self.bytes / self.secs / (1 << 20)
+
+
+def wrk(port: int, target: str, connections: int, secs: float, script: Path) -> Run:
+    threads = min(connections, 2)
+    cmd = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{secs:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}{target}",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60).stdout
+    m = re.search(r"^RESULT ((?:\S+ ?){10})$", out, re.M)
+    if m is None:
+        raise RuntimeError(f"wrk printed no RESULT line: {out[-500:]!r}")
+    n = [float(x) for x in m.group(1).split()]
+    errors = dict(
+        zip(("connect", "read", "write", "status", "timeout"), map(int, n[3:8]), strict=True)
+    )
+    return Run(int(n[0]), n[1] / 1e6, int(n[2]), errors, n[8], n[9])
+
+
+@dataclass
+class Cell:
+    """One (test, concurrency, program): its runs, one per round."""
+
+    test: str
+    connections: int
+    program: str
+    runs: list[Run] = field(default_factory=list)
+
+    def best(self, attr: str) -> float:
+        values = [getattr(r, attr) for r in self.runs]
+        return min(values) if attr.endswith("_us") else max(values)
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, int, list[str]]]:
+    """(test, connections, programs) in the order a round runs them."""
+    steps = []
+    for c in args.connections:
+        progs = ["nginx", "sidecar", "mitmdump"]
+        if c == SQLITE_CONNECTIONS or (
+            SQLITE_CONNECTIONS not in args.connections
+            and c == args.connections[len(args.connections) // 2]
+        ):
+            progs.insert(2, "sidecar-sqlite")
+        steps.append(("small", c, progs))
+    if args.segments:
+        for c in SEGMENT_CONNECTIONS:
+            steps.append(("segment", c, ["sidecar", "mitmdump", "mitmdump-buffered"]))
+    if args.beacons:
+        for c in BEACON_CONNECTIONS:
+            steps.append(("beacon", c, ["nginx", "sidecar", "mitmdump"]))
+    return steps
+
+
+TARGETS = {"small": SMALL, "segment": SEGMENT, "beacon": BEACON}
+
+
+def check_bodies(origin: Origin, programs: dict[str, Program]) -> list[str]:
+    """Bodies through each proxy are nginx's file, byte for byte; sidecar answers a beacon
+    without contacting the origin, mitmdump forwards it to nginx's 204."""
+    failed = []
+    for name, prog in programs.items():
+        for target, want in origin.files.items():
+            status, body = get(prog.port, target)
+            if status != 200 or body != want:
+                failed.append(
+                    f"{name} {target}: status {status}, {len(body):,} bytes, "
+                    f"{'identical' if body == want else 'different'}"
+                )
+        before = origin.requests()
+        status, body = get(prog.port, BEACON)
+        reached = origin.requests() - before - 1
+        want_reached = 0 if name.startswith("sidecar") else 1
+        if status != 204 or body or reached != want_reached:
+            failed.append(f"{name} beacon: status {status}, the origin saw {reached} request(s)")
+    return failed
+
+
+def count_records(prog: Program) -> int:
+    """Records a sidecar wrote: lines of records.jsonl (and rotated copies), or SQLite rows."""
+    db = prog.work / "analytics.db"
+    if db.exists():
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+    n = 0
+    for path in prog.work.glob("records.jsonl*"):
+        with path.open("rb") as fh:
+            n += sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    return n
+
+
+def profile(
+    py_spy: str, prog: Program, port: int, secs: float, script: Path, work: Path
+) -> tuple[list[tuple[float, str]], int, Run]:
+    """py-spy --nonblocking on `prog` while wrk -c16 fetches the small object: the functions
+    with the most own time (leaf samples; line numbers merged), total samples, wrk's run."""
+    raw = work / "profile.txt"
+    wrk_proc = subprocess.Popen(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            "16",
+            "-d",
+            f"{secs + 2:g}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}{SMALL}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1)
+    subprocess.run(
+        [
+            py_spy,
+            "record",
+            "--nonblocking",
+            "--rate",
+            "200",
+            "--duration",
+            f"{int(secs)}",
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+            "--pid",
+            str(prog.proc.pid),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    out = wrk_proc.communicate(timeout=secs + 60)[0]
+    m = re.search(r"^RESULT ((?:\S+ ?){10})$", out, re.M)
+    n = [float(x) for x in m.group(1).split()] if m else [0.0] * 10
+    run = Run(int(n[0]), n[1] / 1e6 or 1.0, int(n[2]), {}, n[8], n[9])
+    own: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        leaf = re.sub(r":\d+\)$", ")", stack.split(";")[-1]) or "(no frame)"
+        own[leaf] += int(count)
+    total = sum(own.values())
+    return [(100 * k / total, f) for f, k in own.most_common(15)], total, run
+
+
+def fmt_rate(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def report(
+    cells: dict,
+    args: argparse.Namespace,
+    programs: dict[str, Program],
+    checks: list[str],
+    header: list[str],
+) -> tuple[list[str], dict]:
+    """The markdown lines, and the summary figures for the JSON."""
+    lines = list(header)
+    summary: dict = {"small": {}, "segment": {}, "beacon": {}, "rss_mib": {}}
+
+    def cell(test: str, c: int, prog: str) -> Cell | None:
+        return cells.get((test, c, prog))
+
+    def best(test: str, c: int, prog: str, attr: str = "rate") -> float:
+        x = cell(test, c, prog)
+        return x.best(attr) if x is not None and x.runs else 0.0
+
+    lines += [
+        "",
+        f"### Small object ({SMALL_BYTES:,} B `{SMALL}`): requests/s",
+        "",
+        "| c | nginx direct | sidecar proxy | mitmdump | sidecar / mitmdump "
+        "(target >= 1.5x) | sidecar / nginx |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in args.connections:
+        n, s, m = (best("small", c, p) for p in ("nginx", "sidecar", "mitmdump"))
+        mark = "" if not m else (" ok" if s / m >= 1.5 else " **below**")
+        lines.append(
+            f"| {c} | {fmt_rate(n)} | {fmt_rate(s)} | {fmt_rate(m)} | "
+            f"{ratio(s, m)}{mark} | {ratio(s, n)} |"
+        )
+        summary["small"][c] = {
+            "nginx": n,
+            "sidecar": s,
+            "mitmdump": m,
+            "sidecar_over_mitmdump": s / m if m else None,
+        }
+    sq = next((k for k in cells if k[0] == "small" and k[2] == "sidecar-sqlite"), None)
+    if sq is not None:
+        c = sq[1]
+        q, s, m = (best("small", c, p) for p in ("sidecar-sqlite", "sidecar", "mitmdump"))
+        lines.append(
+            f"| {c}, sidecar with the default SQLite sink | | {fmt_rate(q)} | | "
+            f"{ratio(q, m)} | {ratio(q, s)} of sidecar with jsonl |"
+        )
+        summary["small"]["sqlite"] = {
+            "connections": c,
+            "sidecar_sqlite": q,
+            "over_jsonl": q / s if s else None,
+        }
+
+    lines += [
+        "",
+        "### Small object: latency p50 / p99 (µs, wrk's percentiles)",
+        "",
+        "| c | nginx direct | sidecar proxy | mitmdump |",
+        "|---:|---:|---:|---:|",
+    ]
+    for c in args.connections:
+        row = [
+            f"{best('small', c, p, 'p50_us'):,.0f} / {best('small', c, p, 'p99_us'):,.0f}"
+            for p in ("nginx", "sidecar", "mitmdump")
+        ]
+        lines.append(f"| {c} | " + " | ".join(row) + " |")
+        for p in ("nginx", "sidecar", "mitmdump"):
+            summary["small"][c][f"{p}_p50_us"] = best("small", c, p, "p50_us")
+            summary["small"][c][f"{p}_p99_us"] = best("small", c, p, "p99_us")
+    c1 = min(args.connections)
+    base = best("small", c1, "nginx", "p50_us")
+    added = {p: (best("small", c1, p, "p50_us") - base) / 1000 for p in ("sidecar", "mitmdump")}
+    lines += [
+        "",
+        f"Added p50 at c={c1} over nginx direct: sidecar proxy "
+        f"**{added['sidecar']:.2f} ms** (target <= 1 ms"
+        f"{': ok' if added['sidecar'] <= 1 else ': **above**'}), mitmdump "
+        f"{added['mitmdump']:.2f} ms.",
+    ]
+    summary["small"]["added_p50_ms"] = {"connections": c1, **added}
+
+    if args.segments:
+        lines += [
+            "",
+            f"### Segment ({SEGMENT_BYTES >> 20} MiB `{SEGMENT}`): MiB/s",
+            "",
+            "| c | sidecar proxy | mitmdump stream_large_bodies=1m | mitmdump buffered | "
+            "sidecar / faster mitmdump (target >= 0.9x) |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for c in SEGMENT_CONNECTIONS:
+            s, m, b = (
+                best("segment", c, p, "mib_s") for p in ("sidecar", "mitmdump", "mitmdump-buffered")
+            )
+            peer = max(m, b)
+            mark = " ok" if peer and s / peer >= 0.9 else " **below**"
+            lines.append(f"| {c} | {s:,.0f} | {m:,.0f} | {b:,.0f} | {ratio(s, peer)}{mark} |")
+            summary["segment"][c] = {
+                "sidecar": s,
+                "mitmdump": m,
+                "mitmdump_buffered": b,
+                "sidecar_over_best_mitmdump": s / peer if peer else None,
+            }
+
+    if args.beacons:
+        lines += [
+            "",
+            f"### Beacons (`GET {BEACON}`): answered/s",
+            "",
+            "| c | sidecar proxy (answers itself) | nginx `return 204` | mitmdump -> nginx "
+            "204 | sidecar / nginx | sidecar / mitmdump |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for c in BEACON_CONNECTIONS:
+            n, s, m = (best("beacon", c, p) for p in ("nginx", "sidecar", "mitmdump"))
+            lines.append(
+                f"| {c} | {fmt_rate(s)} | {fmt_rate(n)} | {fmt_rate(m)} | "
+                f"{ratio(s, n)} | {ratio(s, m)} |"
+            )
+            summary["beacon"][c] = {"sidecar": s, "nginx": n, "mitmdump": m}
+
+    lines += [
+        "",
+        "### Peak RSS (VmHWM at the end of the run)",
+        "",
+        "| program | what it served | peak RSS |",
+        "|---|---|---:|",
+    ]
+    served = {
+        "sidecar": "everything",
+        "sidecar-sqlite": f"small, c={SQLITE_CONNECTIONS}",
+        "mitmdump": "everything",
+        "mitmdump-buffered": "segments",
+    }
+    for name, prog in programs.items():
+        lines.append(f"| {LABELS[name]} | {served[name]} | {prog.hwm_kib / 1024:,.0f} MiB |")
+        summary["rss_mib"][name] = prog.hwm_kib / 1024
+    s, m = programs["sidecar"].hwm_kib, programs["mitmdump"].hwm_kib
+    lines += ["", f"sidecar proxy / mitmdump peak RSS: {ratio(s, m)}."]
+
+    lines += ["", "### Runs (requests/s, or MiB/s for segments; every round)", ""]
+    for (test, c, prog), x in cells.items():
+        attr = "mib_s" if test == "segment" else "rate"
+        errs = collections.Counter()
+        for r in x.runs:
+            errs.update({k: v for k, v in r.errors.items() if v})
+        lines.append(
+            f"- {test} c={c} {LABELS[prog]}: "
+            + ", ".join(fmt_rate(getattr(r, attr)) for r in x.runs)
+            + (f" (wrk errors: {dict(errs)})" if errs else "")
+        )
+    lines += ["", "### Checks", ""] + [f"- {c}" for c in checks]
+    return lines, summary
+
+
+LABELS = {
+    "nginx": "nginx direct",
+    "sidecar": "sidecar proxy",
+    "sidecar-sqlite": "sidecar proxy (sqlite sink)",
+    "mitmdump": "mitmdump (stream_large_bodies=1m)",
+    "mitmdump-buffered": "mitmdump (buffered)",
+}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--secs", type=float, default=5.0, help="duration of each wrk run")
+    p.add_argument("--repeat", type=int, default=3, help="interleaved rounds (best kept)")
+    p.add_argument("--connections", default="1,16,64", help="for the small object")
+    p.add_argument("--sidecar", default=str(BIN / "sidecar"))
+    p.add_argument("--mitmdump", default=str(BIN / "mitmdump"))
+    p.add_argument("--no-beacons", dest="beacons", action="store_false")
+    p.add_argument("--no-segments", dest="segments", action="store_false")
+    p.add_argument(
+        "--profile",
+        type=float,
+        default=0.0,
+        metavar="SECS",
+        help="after the rounds, py-spy --nonblocking on sidecar for SECS under wrk "
+        "-c16 on the small object; top 15 functions by own time",
+    )
+    args = p.parse_args()
+    args.connections = [int(c) for c in args.connections.split(",") if c]
+    for exe in ("wrk", args.sidecar, args.mitmdump):
+        if shutil.which(exe) is None:
+            print(f"bench/proxy.py: {exe} is missing", file=sys.stderr)
+            return 2
+    if not GEOIP.exists():
+        print(f"bench/proxy.py: {GEOIP} is missing (sidecar geoip build)", file=sys.stderr)
+        return 2
+    started = dt.datetime.now(dt.UTC)
+    argv = " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/proxy.py", *sys.argv[1:]])
+    work = Path(tempfile.mkdtemp(prefix="sidecar-bench-proxy-"))
+    script = work / "done.lua"
+    script.write_text(WRK_LUA)
+    programs: dict[str, Program] = {}
+    checks: list[str] = []
+    failed = False
+    cells: dict[tuple[str, int, str], Cell] = {}
+    try:
+        with Origin(work / "nginx") as origin:
+            origin_port = origin.port
+            for name in ("sidecar", "sidecar-sqlite", "mitmdump", "mitmdump-buffered"):
+                if name == "mitmdump-buffered" and not args.segments:
+                    continue
+                d, pt = work / name, free_port()
+                if name == "sidecar":
+                    cmd = sidecar_cmd(args.sidecar, pt, origin_port, f"jsonl:{d / 'records.jsonl'}")
+                elif name == "sidecar-sqlite":
+                    cmd = sidecar_cmd(args.sidecar, pt, origin_port, f"sqlite:{d / 'analytics.db'}")
+                else:
+                    cmd = mitmdump_cmd(
+                        args.mitmdump, pt, origin_port, d / "confdir", stream=name == "mitmdump"
+                    )
+                programs[name] = Program(LABELS[name], cmd, d, pt)
+            for prog in programs.values():
+                prog.wait_ready()
+            bad = check_bodies(origin, programs)
+            checks.append(
+                "bodies through each proxy byte-identical to nginx's files; a beacon "
+                "through sidecar never reached the origin, through mitmdump it did: "
+                + ("ok" if not bad else "**FAILED**: " + "; ".join(bad))
+            )
+            failed |= bool(bad)
+            check_requests = {n: 3 for n in programs}  # made by check_bodies, recorded too
+            ports = {"nginx": origin.port, **{n: pr.port for n, pr in programs.items()}}
+            steps = plan(args)
+            total = sum(len(progs) for _, _, progs in steps) * args.repeat
+            print(
+                f"# {total} wrk runs of {args.secs:g} s ({args.repeat} rounds): about "
+                f"{total * (args.secs + 0.3) / 60:.1f} min",
+                file=sys.stderr,
+                flush=True,
+            )
+            for rnd in range(args.repeat):
+                for test, c, progs in steps:
+                    order = progs if rnd % 2 == 0 else progs[::-1]  # alternate who goes first
+                    for prog in order:
+                        run = wrk(ports[prog], TARGETS[test], c, args.secs, script)
+                        cell = cells.setdefault((test, c, prog), Cell(test, c, prog))
+                        cell.runs.append(run)
+                        shown = (
+                            f"{run.mib_s:,.0f} MiB/s"
+                            if test == "segment"
+                            else (f"{run.rate:,.0f}/s p50 {run.p50_us:,.0f} µs")
+                        )
+                        print(
+                            f"  round {rnd + 1} {test} c={c} {LABELS[prog]}: {shown}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+            prof = None
+            if args.profile:
+                py_spy = shutil.which("py-spy") or str(BIN / "py-spy")
+                prof = profile(
+                    py_spy,
+                    programs["sidecar"],
+                    programs["sidecar"].port,
+                    args.profile,
+                    script,
+                    work,
+                )
+            time.sleep(1)  # sidecar flushes every 0.25 s; what wrk left in flight is answered
+            for name, prog in programs.items():
+                rc = prog.stop()
+                if name.startswith("sidecar"):
+                    ok = rc == 0
+                    failed |= not ok
+                    checks.append(
+                        f"{LABELS[name]} exited {rc} on SIGTERM: "
+                        + ("ok" if ok else f"**FAILED** (see {prog.log_path})")
+                    )
+            for name in ("sidecar", "sidecar-sqlite"):
+                runs = [(r, k[1]) for k, x in cells.items() if k[2] == name for r in x.runs]
+                counted = sum(r.requests for r, _ in runs) + check_requests[name]
+                margin = sum(c for _, c in runs)
+                if prof is not None and name == "sidecar":
+                    counted += prof[2].requests
+                    margin += 16
+                try:
+                    wrote = count_records(programs[name])
+                except sqlite3.Error as exc:
+                    checks.append(f"{LABELS[name]}: records not counted ({exc})")
+                    continue
+                ok = 0 <= wrote - counted <= margin
+                failed |= not ok
+                checks.append(
+                    f"{LABELS[name]} wrote {wrote:,} records; wrk counted {counted:,} "
+                    f"requests through it (with the {check_requests[name]} checks); "
+                    f"{wrote - counted:,} more, in-flight margin {margin:,}: "
+                    + ("ok" if ok else "**FAILED**")
+                )
+    finally:
+        for prog in programs.values():
+            prog.stop()
+    load = os.getloadavg()
+    header = [
+        f"## bench/proxy.py, {started:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"`{argv}`",
+        "",
+        f"{os.cpu_count()} cores, load {load[0]:.2f} at the end; {version(args.mitmdump)}, "
+        f"{version('nginx')}, {version('wrk')}; wrk -c C -t min(C,2), {args.secs:g} s a run; "
+        f"{args.repeat} interleaved rounds, each figure the best of them (highest rate, lowest "
+        f"latency, taken separately).",
+    ]
+    lines, summary = report(cells, args, programs, checks, header)
+    if prof is not None:
+        top, samples, run = prof
+        lines += [
+            "",
+            f"### py-spy --nonblocking on sidecar proxy, wrk -c16 small object "
+            f"({run.rate:,.0f} req/s while sampled; {samples:,} samples): top 15 by own "
+            "time",
+            "",
+            "| own % | function |",
+            "|---:|---|",
+        ]
+        lines += [f"| {pct:.1f} | `{fn}` |" for pct, fn in top]
+        summary["profile"] = [{"own_pct": pct, "function": fn} for pct, fn in top]
+    print("\n".join(lines))
+    OUT.mkdir(parents=True, exist_ok=True)
+    out = OUT / f"proxy-{started:%Y%m%dT%H%M%SZ}.json"
+    doc = {
+        "command": argv,
+        "date": started.isoformat(timespec="seconds"),
+        "secs": args.secs,
+        "repeat": args.repeat,
+        "checks": checks,
+        "ok": not failed,
+        "summary": summary,
+        "commands": {n: pr.cmd for n, pr in programs.items()},
+        "runs": [
+            {
+                "test": t,
+                "connections": c,
+                "program": pr,
+                "runs": [{**r.__dict__, "rate": r.rate, "mib_s": r.mib_s} for r in x.runs],
+            }
+            for (t, c, pr), x in cells.items()
+        ],
+    }
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"\n(written to {out.relative_to(ROOT)})", file=sys.stderr)
+    shutil.rmtree(work, ignore_errors=True)
+    return 1 if failed else 0
+
+
+def version(exe: str) -> str:
+    """One line naming `exe`'s version."""
+    if exe == "nginx":
+        out = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr
+        return out.strip().replace("nginx version: ", "")
+    if exe == "wrk":
+        out = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+        return " ".join(out.split()[:2])
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+    return "mitmproxy " + out.split("\n")[0].split()[-1] if out else exe
+
+
+if __name__ == "__main__":
+    sys.exit(main())
