@@ -1,4 +1,5 @@
-"""The addon through a real `sidecar proxy` process in front of a real origin on loopback.
+"""The addon: in process on mitmproxy's own test context and flows (options, hooks), and
+through a real `sidecar proxy` process in front of a real origin on loopback.
 
 The origin (tests/proxy/origin.py) answers with the headers and target it received, so each
 test reads what the origin saw. Records are read back from the SQLite sink. Addresses from the
@@ -18,7 +19,12 @@ from pathlib import Path
 
 import apsw
 import pytest
+from mitmproxy import exceptions
+from mitmproxy.test import taddons, tflow, tutils
 
+from sidecar import config as config_mod
+from sidecar.app import App
+from sidecar.proxy.addon import Sidecar, proxy_config
 from tests.proxy.origin import Origin
 from tests.proxy.running import Proxy, raw_exchange, status_of
 from tests.serving import wait_for
@@ -87,6 +93,53 @@ def proxy(tmp_path: Path, origin: Origin) -> Iterator[Proxy]:
 def assert_no_full_address(data: bytes, addresses=SPOOFED) -> None:
     for a in addresses:
         assert a.encode() not in data, a
+
+
+# --- in process -----------------------------------------------------------------------------
+@pytest.fixture
+def addon(tmp_path: Path) -> Iterator[Sidecar]:
+    cfg = config_mod.override(config_mod.Config(), {
+        "geoip.database": "", "storage.spool_dir": str(tmp_path / "spool"),
+        "storage.dead_letter_dir": str(tmp_path / "dl")})  # fmt: skip
+    app = App(proxy_config(cfg), [config_mod.sink_config(f"jsonl:{tmp_path / 'r.jsonl'}")],
+              daemon=True, source="proxy")  # fmt: skip
+    yield Sidecar(app, ("127.0.0.1", 8000))
+    app.close()
+
+
+def test_options_are_declared_and_checked_by_the_config(addon: Sidecar) -> None:
+    with taddons.context(addon, loadcore=False) as tctx:
+        assert tctx.options.sidecar_beacon_paths == ["/beacon"]
+        assert tctx.options.sidecar_strip_headers == ["cookie"]
+        with pytest.raises(exceptions.OptionsError, match=r"proxy\.strip_headers"):
+            tctx.configure(addon, sidecar_strip_headers=["cookie", "Forwarded"])
+        with pytest.raises(exceptions.OptionsError, match=r"proxy\.beacon_paths"):
+            tctx.configure(addon, sidecar_beacon_paths=["no-slash"])
+        tctx.configure(addon, sidecar_beacon_paths=["/b", "/cmcd"])
+        assert addon.beacon_paths == {"/b", "/cmcd"}
+        assert addon.stage.beacon.paths == {"/b", "/cmcd"}  # the stage cuts their payload too
+        tctx.configure(addon, sidecar_strip_headers=["Authorization"])
+        assert addon.rule.strip == {"authorization"}
+
+
+def test_request_headers_are_scrubbed_in_place(addon: Sidecar) -> None:
+    with taddons.context(addon, loadcore=False):
+        f = tflow.tflow(req=tutils.treq(path=b"/v/203.0.113.77/seg.ts?ip=203.0.113.77"))
+        f.client_conn.peername = ("198.51.100.23", 50000)
+        f.request.headers["X-Forwarded-For"] = "203.0.113.77"
+        f.request.headers["Cookie"] = "s=1"
+        addon.requestheaders(f)
+        assert f.request.path == "/v/203.0.113.0/seg.ts?ip=203.0.113.0"
+        assert f.request.headers["x-forwarded-for"] == "198.51.100.0"
+        assert "cookie" not in f.request.headers
+        assert f.response is None  # sent on
+
+
+def test_a_beacon_is_answered_before_the_origin(addon: Sidecar) -> None:
+    with taddons.context(addon, loadcore=False):
+        f = tflow.tflow(req=tutils.treq(path=b"/beacon?event=play", method=b"GET"))
+        addon.requestheaders(f)
+        assert f.response is not None and f.response.status_code == 204
 
 
 # --- toward the origin -----------------------------------------------------------------------
