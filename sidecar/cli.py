@@ -299,19 +299,20 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         raise UsageError(
             "sidecar proxy needs mitmproxy: pip install 'privacy-sidecar[proxy]'"
         ) from None
-    cfg = config_mod.load(args.config, {
+    overrides = {
         "proxy.listen": args.listen,
         "proxy.upstream": args.upstream,
         "proxy.http": args.http,
         "proxy.beacon_paths": args.beacon_path,
         "ip.trusted_proxies": args.trusted_proxy,
         "geoip.database": args.geoip,
-    })  # fmt: skip
+    }
+    cfg = config_mod.load(args.config, overrides)
     if args.stats:
         error = writable.replaceable_file_error(args.stats)
         if error is not None:
             raise UsageError(f"--stats: {error}")
-    return ProxyRun(cfg, tuple(args.sink or ()), args.stats).run()
+    return ProxyRun(cfg, tuple(args.sink or ()), args.stats, args.config, overrides).run()
 
 
 def _closed(output: Output, failure: OutputError | None) -> OutputError | None:

@@ -113,9 +113,7 @@ class Sidecar:
         self.app = app
         self.metrics = app.metrics
         self.guard = Guard(*upstream)
-        self.stage = app.stage
-        self.rule = HeaderRule.from_stage(app.stage, app.cfg.proxy.strip_headers)
-        self.beacon_paths = frozenset(app.cfg.proxy.beacon_paths)
+        self.rules_changed()
         self.stream_min_bytes = app.cfg.proxy.stream_min_bytes
         self.flush_interval_secs = app.cfg.proxy.flush_interval_secs
         self._exchanges = self.metrics.proxy_exchanges
@@ -153,10 +151,15 @@ class Sidecar:
             raise exceptions.OptionsError(str(exc)) from None
         if cfg.proxy.beacon_paths != self.app.cfg.proxy.beacon_paths:
             self.app.reload(proxy_config(cfg), self.app.sink_configs)
-            self.stage = self.app.stage
         self.app.cfg = replace(self.app.cfg, proxy=cfg.proxy)
-        self.rule = HeaderRule.from_stage(self.stage, cfg.proxy.strip_headers)
-        self.beacon_paths = frozenset(cfg.proxy.beacon_paths)
+        self.rules_changed()
+
+    def rules_changed(self) -> None:
+        """Take the App's current privacy stage and `[proxy]` rules (after `App.reload`)."""
+        p = self.app.cfg.proxy
+        self.stage = self.app.stage
+        self.rule = HeaderRule.from_stage(self.stage, p.strip_headers)
+        self.beacon_paths = frozenset(p.beacon_paths)
 
     # --- lifespan ---------------------------------------------------------------------------
     def running(self) -> None:

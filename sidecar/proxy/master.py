@@ -15,6 +15,7 @@ lazily: a beacon, answered by the proxy itself, never opens one.
 The run (`ProxyRun`): start the sinks, the endpoints (/metrics, /healthz, /readyz), then the
 listener. SIGTERM/SIGINT: stop listening, let in-flight exchanges finish (up to
 `proxy.shutdown_grace_secs`), flush the records, close the sinks, write `--stats`, exit 0.
+SIGHUP reloads the config file as `serve` does: privacy rules, sinks, beacon paths, strip list.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 import logging
 import signal
 import time
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +32,7 @@ import orjson
 
 from sidecar import config as config_mod
 from sidecar.app import App, sink_configs
-from sidecar.errors import ConfigError, OutputError, UsageError
+from sidecar.errors import ConfigError, OutputError, SidecarError, UsageError
 from sidecar.metrics import totals
 from sidecar.output import Output
 
@@ -84,14 +86,21 @@ class ProxyRun:
     """`sidecar proxy` from a checked config: run() -> exit code."""
 
     def __init__(
-        self, cfg: config_mod.Config, sink_urls: tuple[str, ...] = (), stats_path: str | None = None
+        self,
+        cfg: config_mod.Config,
+        sink_urls: tuple[str, ...] = (),
+        stats_path: str | None = None,
+        config_path: str | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> None:
         from sidecar.proxy.addon import SOURCE, proxy_config
 
         upstream_address(cfg.proxy.upstream)  # required: refused before anything starts
         self.cfg = proxy_config(cfg)
-        sinks = sink_configs(sink_urls, self.cfg, default=self.cfg.storage.default_sink)
-        self.app = App(self.cfg, sinks, daemon=True, source=SOURCE)
+        self.sink_urls = sink_urls
+        self.config_path = config_path  # what SIGHUP reads again, with the same flags
+        self.overrides = overrides or {}
+        self.app = App(self.cfg, self._sinks(self.cfg), daemon=True, source=SOURCE)
         self.stats_path = stats_path
         self.endpoints: Any = None
         self.master: Any = None
@@ -134,6 +143,7 @@ class ProxyRun:
             raise
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         port = self.endpoints.port if self.endpoints else None
         log.info("started", extra={"listen": self.cfg.proxy.listen, "http_port": port,
                                    "sinks": [d.label for d in self.app.deliveries]})  # fmt: skip
@@ -162,7 +172,7 @@ class ProxyRun:
 
     async def _shutdown(self, running: asyncio.Task) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_IGN)  # a second TERM must not cut the flush
         started = time.monotonic()
@@ -191,7 +201,38 @@ class ProxyRun:
                                    **self.app.stats.as_dict()})  # fmt: skip
         return code
 
+    # --- reload (SIGHUP) --------------------------------------------------------------------
+    def reload(self) -> None:
+        """SIGHUP: new privacy rules, sinks, beacon paths and strip list from the config file
+        (nothing in flight lost); an invalid file is refused, logged with its key, and the
+        running config stays. `listen`, `upstream`, TLS and `[storage]` need a restart."""
+        from sidecar.proxy.addon import proxy_config
+
+        metrics = self.app.metrics
+        try:
+            cfg = proxy_config(config_mod.load(self.config_path, self.overrides))
+            upstream_address(cfg.proxy.upstream)
+            self.addon.flush()  # what came before the signal goes out under the old rules
+            self.app.reload(cfg, self._sinks(cfg))
+        except SidecarError as exc:
+            metrics.config_reloads.labels("refused").inc()
+            log.error("reload refused; the running config stays", extra={"reason": str(exc)})
+            return
+        restart = [k for k in ("listen", "upstream", "tls_cert", "confdir", "stream_min_bytes")
+                   if getattr(cfg.proxy, k) != getattr(self.cfg.proxy, k)]  # fmt: skip
+        if restart:
+            log.warning("reload: these [proxy] keys take effect at the next start",
+                        extra={"keys": restart})  # fmt: skip
+        self.app.cfg = replace(self.app.cfg, proxy=cfg.proxy)
+        self.addon.rules_changed()
+        metrics.config_reloads.labels("ok").inc()
+        log.info("reloaded", extra={"config": cfg.source,
+                                    "sinks": [d.label for d in self.app.deliveries]})  # fmt: skip
+
     # --- parts ------------------------------------------------------------------------------
+    def _sinks(self, cfg: config_mod.Config) -> list[config_mod.SinkConfig]:
+        return sink_configs(self.sink_urls, cfg, default=cfg.storage.default_sink)
+
     def _open_endpoints(self) -> None:
         if not self.cfg.proxy.http:
             return

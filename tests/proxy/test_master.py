@@ -199,3 +199,29 @@ def test_stats_document(tmp_path: Path, origin: Origin) -> None:
     assert doc["exchanges"]["forwarded"] == 1 and doc["exchanges"]["beacon"] == 1
     assert doc["sinks"]["jsonl-r.jsonl"]["delivered"] == 2
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 2
+
+
+def test_sighup_reloads_rules_and_refuses_a_bad_file(tmp_path: Path, origin: Origin) -> None:
+    p = Proxy(tmp_path, origin.url, config="[proxy]\nbeacon_paths = ['/beacon']\n")
+    try:
+        (tmp_path / "sidecar.toml").write_text(
+            "[proxy]\nbeacon_paths = ['/beacon', '/cmcd']\nstrip_headers = ['cookie', 'x-token']\n"
+        )
+        p.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: p.logged("reloaded"), 10, "reloaded")
+        with urllib.request.urlopen(f"{p.url}/cmcd?CMCD=br%3D3200", timeout=5) as r:
+            assert r.status == 204
+        req = urllib.request.Request(f"{p.url}/echo", headers={"X-Token": "t"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert "x-token" not in {n.lower() for n, _ in json.loads(r.read())["headers"]}
+        assert [s["target"] for s in origin.seen] == ["/echo"]
+        (tmp_path / "sidecar.toml").write_text("[proxy]\nstrip_headers = ['host']\n")
+        p.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: p.logged("reload refused; the running config stays"), 10, "refused")
+        assert 'sidecar_config_reloads_total{result="refused"} 1.0' in p.metrics()
+        with urllib.request.urlopen(f"{p.url}/cmcd", timeout=5) as r:
+            assert r.status == 204  # the running config stayed
+    finally:
+        assert p.stop() == 0
+    recs = records(p.db)
+    assert [r["query"] for r in recs if r["path"] == "/cmcd"] == ["CMCD=br%3D3200", None]
