@@ -420,8 +420,9 @@ _TRUSTED = st.sampled_from(("10.0.0.1", "10.20.30.40", "10.255.0.9"))
 def _exchange(draw: st.DrawFn) -> tuple[tuple, list[str], list[Identity]]:
     """(the peer as a socket gives it, the request's header lines, every planted identity)."""
     identities: list[Identity] = []
-    if draw(st.integers(0, 2)) == 0:  # a proxy of ours
-        peer = (draw(_TRUSTED), 50000)
+    if draw(st.integers(0, 2)) == 0:  # a proxy of ours (on a dual-stack listener or not)
+        proxy = draw(_TRUSTED)
+        peer = (f"::ffff:{proxy}", 50000, 0, 0) if draw(st.booleans()) else (proxy, 50000)
     else:
         text, ident = draw(_address())
         identities.append(ident)
