@@ -123,6 +123,7 @@ class Sidecar:
         self._records: list | None = [] if app.summarizer() is not None else None
         self._n = 0
         self._flusher: asyncio.Task | None = None
+        self.closed: dict[str, dict] = {}  # what each sink delivered, once done() closed them
 
     # --- options ----------------------------------------------------------------------------
     def load(self, loader) -> None:
@@ -180,8 +181,6 @@ class Sidecar:
                 await self._flusher
         self.flush()
         self.closed = await asyncio.to_thread(self.app.close)
-
-    closed: dict = {}
 
     # --- hooks ------------------------------------------------------------------------------
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -257,12 +256,12 @@ class Sidecar:
             status = CLIENT_CLOSED
         elif ex.result == "upstream_error":
             status = UPSTREAM_ERROR
-        elif ex.result in ("connect", "malformed"):
+        elif resp is not None:  # the answer had begun (an origin that broke off mid-body)
+            status = resp.status_code
+        elif ex.beacon:  # killed unread on its Content-Length
+            status = beacons.TOO_LARGE
+        else:  # what mitmproxy refused: CONNECT, smuggling headers
             status = BAD_REQUEST
-        else:
-            status = resp.status_code if resp is not None else BAD_REQUEST
-        if ex.beacon and resp is None:
-            status = beacons.TOO_LARGE  # killed on its Content-Length
         sent = ex.sent.n if ex.sent is not None else 0
         self._record(ex, status, sent, None, flow)
 
