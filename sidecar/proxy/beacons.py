@@ -29,7 +29,7 @@ RESULTS = {NO_CONTENT: "beacon", METHOD_NOT_ALLOWED: "beacon_method", TOO_LARGE:
 def declared_length(request: http.Request) -> int | None:
     """The request's Content-Length, None when absent or not one number."""
     value = request.headers.get("content-length")
-    if value is None or not value.isdigit():
+    if value is None or not (value.isascii() and value.isdigit()):
         return None
     return int(value)
 

@@ -34,6 +34,13 @@ def _joined(values: list[str]) -> str | None:
     return ",".join(values) if values else None
 
 
+def _first(headers: http.Headers, name: str) -> str | None:
+    """A header's first value, as nginx's `$http_*` and `$host` read a repeated one (mitmproxy's
+    `headers[name]` would join them all)."""
+    values = headers.get_all(name)
+    return values[0] if values else None
+
+
 def begin(flow: http.HTTPFlow, peer: str) -> RawRequest:
     """The raw request of a flow whose request headers just arrived (nothing rewritten yet)."""
     req = flow.request
@@ -47,9 +54,9 @@ def begin(flow: http.HTTPFlow, peer: str) -> RawRequest:
         path=path,
         query=query,
         protocol=req.http_version,
-        referrer=headers.get("referer"),
-        user_agent=headers.get("user-agent"),
-        host=host_of(req.host_header),
+        referrer=_first(headers, "referer"),
+        user_agent=_first(headers, "user-agent"),
+        host=host_of(_first(headers, "host") if not req.is_http2 else req.host_header),
         x_forwarded_for=_joined(headers.get_all("x-forwarded-for")),
         forwarded=_joined(headers.get_all("forwarded")),
         x_real_ip=real_ip[-1] if real_ip else None,

@@ -20,20 +20,33 @@ if TYPE_CHECKING:
 MISDIRECTED = 421
 
 
+def _ascii_host(host: str) -> str:
+    """A host name as it goes on the wire: lower case, IDNA (punycode), brackets dropped."""
+    host = host.strip("[]").lower()
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
 class Guard:
     """`refuse(request)` -> True when the request is for another host (the caller answers
     421); an absolute-form request naming the upstream is turned to origin form."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self.upstream = (upstream_host.lower().strip("[]"), upstream_port)
+        self.upstream = (_ascii_host(upstream_host), upstream_port)
 
     def refuse(self, request: http.Request) -> bool:
         if not request.authority or request.is_http2 or request.is_http3:
             return False
-        host, _, port = request.authority.rpartition(":")
-        if not host or not port.isdigit():  # `http://origin/` names no port: the scheme's
-            host, port = request.authority, "443" if request.scheme == "https" else "80"
-        if (host.lower().strip("[]"), int(port)) != self.upstream:
+        # the bytes as they came (`.authority` decodes punycode, which the upstream's name is not)
+        authority = request.data.authority.decode("ascii", "replace")
+        host, _, port = authority.rpartition(":")
+        if not host or not (port.isascii() and port.isdigit()):  # no port: the scheme's
+            host, port = authority, "443" if request.scheme == "https" else "80"
+        if (_ascii_host(host), int(port)) != self.upstream:
             return True
         request.authority = ""  # the upstream itself: sent on in origin form
         return False

@@ -163,3 +163,9 @@ def test_bad_utf8_is_decoded_with_replacement() -> None:
 def test_any_body_up_to_the_limit_is_text_and_never_raises(body: bytes) -> None:
     text = beacons.body_text(_request("POST", body))
     assert text == body.decode("utf-8", "replace")
+
+
+def test_declared_length_of_non_ascii_digits_is_none() -> None:
+    for value in ("²", "١٢٣"):
+        req = read_request_head([b"POST /beacon HTTP/1.1", f"Content-Length: {value}".encode()])
+        assert beacons.declared_length(req) is None

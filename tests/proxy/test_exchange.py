@@ -473,3 +473,11 @@ def test_the_record_has_the_client_the_header_rule_sends_truncated(exchange, tru
     text = orjson.dumps(record).decode()
     found = leaks(text, identities)
     assert not found, (text, found)
+
+
+def test_a_repeated_header_reads_its_first_value_as_nginx_does() -> None:
+    raw = raw_of(h1("/x", "Host: a.example", "Host: 203.0.113.7", "User-Agent: first",
+                    "User-Agent: second", "Referer: https://r.example/", "Referer: x"))  # fmt: skip
+    rec = PrivacyStage(Config()).scrub(raw)
+    assert rec["host"] == "a.example"
+    assert rec["referrer_host"] == "r.example"

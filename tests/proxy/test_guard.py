@@ -193,3 +193,19 @@ def test_only_the_upstream_host_and_port_pass(host: str, port, upstream_port: in
     is_upstream = host.lower() == "origin.internal" and (port or 80) == upstream_port
     assert Guard(*upstream).refuse(req) is (not is_upstream)
     assert (req.authority == "") is is_upstream
+
+
+def test_absolute_form_naming_a_punycode_upstream_passes() -> None:
+    # upstream_address("http://xn--bcher-kva.example") -> ("xn--bcher-kva.example", 80);
+    # mitmproxy's .authority decodes the punycode: the guard compares the bytes as they came
+    req = read_request_head([b"GET http://xn--bcher-kva.example/x HTTP/1.1", b"Host: cdn.example"])
+    req.data.host, req.data.port = "xn--bcher-kva.example", 80
+    req.scheme = "http"
+    assert Guard("xn--bcher-kva.example", 80).refuse(req) is False
+    assert req.authority == ""
+    assert (
+        Guard("bücher.example", 80).refuse(
+            read_request_head([b"GET http://xn--bcher-kva.example/x HTTP/1.1", b"Host: x"])
+        )
+        is False
+    )
