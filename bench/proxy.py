@@ -337,6 +337,7 @@ class Profile:
     ours_pct: float  # samples with any frame of sidecar's own code (hooks, scrubbing, records)
     samples: int
     run: Run
+    raw: Path  # py-spy's collapsed stacks (flamegraph.pl input)
 
 
 #: frames that hold every sample (the command and the event loop's runner): not "our code"
@@ -375,6 +376,7 @@ def profile(py_spy: str, port: int, pid: int, secs: float, script: Path, work: P
         100 * in_ours / total,
         total,
         run,
+        raw,
     )
 
 
@@ -705,7 +707,11 @@ def main() -> int:
         lines, summary = report(cells, args, programs, [c for _, c in checks])
         lines[:0] = header(args, argv, started)
         if prof is not None:
+            kept = OUT / f"proxy-{started:%Y%m%dT%H%M%SZ}-profile.txt"
+            OUT.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(prof.raw, kept)
             lines += profile_lines(prof)
+            lines.append(f"\nCollapsed stacks: {kept.relative_to(ROOT)} (flamegraph.pl input).")
             summary["profile"] = {
                 "own": prof.top,
                 "sidecar_code": prof.ours,
