@@ -9,7 +9,10 @@ A closed pipe on stdout stays a BrokenPipeError: the CLI leaves quietly on it (`
 from __future__ import annotations
 
 import io
+import logging
 import select
+
+import orjson
 
 from sidecar.errors import OutputError, UsageError
 
@@ -55,3 +58,14 @@ class Output:
             self.raw.close()
         except OSError as exc:  # nothing is buffered; only a file system's own close fails
             raise OutputError(f"{self.name}: {exc.strerror}") from None
+
+
+def write_json_document(path: str, doc: dict, name: str = "--stats") -> None:
+    """One JSON document (and a newline) written to `path` at a daemon's exit; a failure is
+    logged (the run's records are safe already), never raised."""
+    try:
+        out = Output.open(path, name)
+        out.write(orjson.dumps(doc) + b"\n")
+        out.close()
+    except (OutputError, UsageError) as exc:
+        logging.getLogger(__name__).error(f"cannot write {name}", extra={"reason": str(exc)})

@@ -27,15 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from sidecar import config as config_mod
+from sidecar import eventloop
 from sidecar.app import App, resolve_input_format, sink_configs
-from sidecar.errors import ConfigError, OutputError, SidecarError, UsageError
+from sidecar.errors import ConfigError, SidecarError
 from sidecar.formats.base import LineFormat
 from sidecar.formats.detect import fit_format
 from sidecar.metrics import SYSLOG_SOURCES, totals
-from sidecar.output import Output
+from sidecar.output import write_json_document
 from sidecar.pipeline import LinePipeline
 from sidecar.reject import FORMAT_MISMATCH, INTERNAL_ERROR, TOO_LONG
 from sidecar.sinks.throttle import ThrottledLog
@@ -172,14 +171,7 @@ class Server:
 
     # --- the run ----------------------------------------------------------------------------
     def run(self) -> int:
-        try:
-            import uvloop
-
-            runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-        except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
-            runner = asyncio.Runner()
-        with runner:
-            return runner.run(self.main())
+        return eventloop.run(self.main())
 
     async def main(self) -> int:
         self.loop = asyncio.get_running_loop()
@@ -383,12 +375,7 @@ class Server:
         doc["sources"] = self._source_counts()
         if sink_stats:
             doc["sinks"] = sink_stats
-        try:
-            out = Output.open(path, "--stats")
-            out.write(orjson.dumps(doc) + b"\n")
-            out.close()
-        except (OutputError, UsageError) as exc:
-            log.error("cannot write --stats", extra={"reason": str(exc)})
+        write_json_document(path, doc)
 
     def _source_counts(self) -> dict[str, dict[str, int]]:
         lines = self.app.stats.by_source()

@@ -57,3 +57,12 @@ def test_files(tmp_path: Path) -> None:
     assert (tmp_path / "r.txt").read_bytes() == b"a\n"
     with pytest.raises(UsageError, match=r"^--stats: cannot write '.*': Is a directory$"):
         Output.open(str(tmp_path), "--stats")
+
+
+def test_write_json_document_writes_one_line_and_never_raises(tmp_path, caplog) -> None:
+    from sidecar.output import write_json_document
+
+    write_json_document(str(tmp_path / "s.json"), {"lines_in": 2})
+    assert (tmp_path / "s.json").read_text() == '{"lines_in":2}\n'
+    write_json_document(str(tmp_path / "no" / "such" / "s.json"), {"x": 1})  # logged, no raise
+    assert (tmp_path / "no").exists() is False

@@ -94,9 +94,8 @@ def _answer(status: int) -> http.Response:
 
 
 def _encoded(header: tuple[str, str]) -> tuple[bytes, bytes]:
-    return header[0].encode("utf-8", "surrogateescape"), header[1].encode(
-        "utf-8", "surrogateescape"
-    )
+    name, value = header
+    return name.encode("utf-8", "surrogateescape"), value.encode("utf-8", "surrogateescape")
 
 
 def proxy_config(cfg: config_mod.Config) -> config_mod.Config:
@@ -151,6 +150,7 @@ class Sidecar:
         except ConfigError as exc:
             raise exceptions.OptionsError(str(exc)) from None
         if cfg.proxy.beacon_paths != self.app.cfg.proxy.beacon_paths:
+            self.flush()  # the batch so far carries the old stage's counts
             self.app.reload(proxy_config(cfg), self.app.sink_configs)
         self.app.cfg = replace(self.app.cfg, proxy=cfg.proxy)
         self.rules_changed()

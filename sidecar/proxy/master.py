@@ -28,13 +28,12 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
 from sidecar import config as config_mod
+from sidecar import eventloop
 from sidecar.app import App, sink_configs
-from sidecar.errors import ConfigError, OutputError, SidecarError, UsageError
+from sidecar.errors import ConfigError, SidecarError, UsageError
 from sidecar.metrics import totals
-from sidecar.output import Output
+from sidecar.output import write_json_document
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +108,7 @@ class ProxyRun:
         self._stop: asyncio.Event | None = None
 
     def run(self) -> int:
-        try:
-            import uvloop
-
-            runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-        except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
-            runner = asyncio.Runner()
-        with runner:
-            return runner.run(self.main())
+        return eventloop.run(self.main())
 
     async def main(self) -> int:
         from sidecar import selflog
@@ -258,9 +250,4 @@ class ProxyRun:
         doc["exchanges"] = totals(self.app.metrics.proxy_exchanges, "result")
         if sink_stats:
             doc["sinks"] = sink_stats
-        try:
-            out = Output.open(self.stats_path, "--stats")
-            out.write(orjson.dumps(doc) + b"\n")
-            out.close()
-        except (OutputError, UsageError) as exc:
-            log.error("cannot write --stats", extra={"reason": str(exc)})
+        write_json_document(self.stats_path, doc)
