@@ -88,9 +88,9 @@ class Origin(Nginx):
         self.status_port = free_port()
         super().__init__(prefix, ORIGIN.replace("SPORT", str(self.status_port)))
         conf = prefix / "nginx.conf"
-        conf.write_text(
-            conf.read_text().replace("worker_connections 64;", "worker_connections 1024;")
-        )
+        text = conf.read_text()
+        assert "worker_connections 64;" in text, "tests/e2e/nginx.py changed its events {}"
+        conf.write_text(text.replace("worker_connections 64;", "worker_connections 1024;"))
         www = prefix / "www"
         line = b"0123456789abcdef" * 3 + b"-sidecar-bench-proxy-small-object\n"  # 82 bytes
         (www / "small.txt").write_bytes((line * 13)[:SMALL_BYTES])
@@ -172,42 +172,15 @@ class Program:
 
 
 def sidecar_cmd(exe: str, port: int, origin: int, sink: str) -> list[str]:
-    return [
-        exe,
-        "proxy",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--upstream",
-        f"http://127.0.0.1:{origin}",
-        "--sink",
-        sink,
-        "--geoip",
-        str(GEOIP),
-        "--http",
-        "",
-    ]
+    where = f"--listen 127.0.0.1:{port} --upstream http://127.0.0.1:{origin}".split()
+    return [exe, "proxy", *where, "--sink", sink, "--geoip", str(GEOIP), "--http", ""]
 
 
 def mitmdump_cmd(exe: str, port: int, origin: int, confdir: Path, stream: bool) -> list[str]:
-    return [
-        exe,
-        "--mode",
-        f"reverse:http://127.0.0.1:{origin}",
-        "--listen-host",
-        "127.0.0.1",
-        "--listen-port",
-        str(port),
-        "-q",
-        "--set",
-        "termlog_verbosity=error",
-        "--set",
-        "flow_detail=0",
-        "--set",
-        "connection_strategy=lazy",
-        "--set",
-        f"confdir={confdir}",
-        *(["--set", "stream_large_bodies=1m"] if stream else []),
-    ]
+    opts = ["termlog_verbosity=error", "flow_detail=0", "connection_strategy=lazy"]
+    opts += [f"confdir={confdir}"] + (["stream_large_bodies=1m"] if stream else [])
+    where = f"--mode reverse:http://127.0.0.1:{origin} --listen-host 127.0.0.1 --listen-port {port}"
+    return [exe, *where.split(), "-q", *(x for o in opts for x in ("--set", o))]
 
 
 @dataclass
@@ -229,21 +202,8 @@ class Run:
 
 
 def wrk(port: int, target: str, connections: int, secs: float, script: Path) -> Run:
-    threads = min(connections, 2)
-    cmd = [
-        "wrk",
-        "-t",
-        str(threads),
-        "-c",
-        str(connections),
-        "-d",
-        f"{secs:g}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(script),
-        f"http://127.0.0.1:{port}{target}",
-    ]
+    cmd = ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{secs:g}s"]
+    cmd += ["--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}{target}"]
     return wrk_result(subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60).stdout)
 
 
@@ -668,6 +628,7 @@ def main() -> int:
     script.write_text(WRK_LUA)
     checks: list[tuple[bool, str]] = []
     prof: Profile | None = None
+    passed = False
     try:
         with Origin(work / "nginx") as origin:
             programs = start(args, work, origin.port)
@@ -704,6 +665,19 @@ def main() -> int:
                         )
                     )
             checks += record_checks(cells, programs, extra)
+            errors = [
+                f"{k[0]} c={k[1]} {LABELS[k[2]]}: {e}"
+                for k, x in cells.items()
+                for r in x.runs
+                if (e := {n: v for n, v in r.errors.items() if v})
+            ]
+            checks.append(
+                (
+                    not errors,
+                    "wrk saw no errors (connect, read, write, non-2xx/3xx, "
+                    "timeout): " + ("ok" if not errors else "**FAILED**: " + "; ".join(errors)),
+                )
+            )
         lines, summary = report(cells, args, programs, [c for _, c in checks])
         lines[:0] = header(args, argv, started)
         if prof is not None:
@@ -722,9 +696,13 @@ def main() -> int:
         print("\n".join(lines))
         out = write_json(argv, started, args, checks, summary, programs, cells)
         say(f"\n(written to {out.relative_to(ROOT)})")
+        passed = all(ok for ok, _ in checks)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0 if all(ok for ok, _ in checks) else 1
+        if passed:
+            shutil.rmtree(work, ignore_errors=True)
+        else:  # what failed is in the programs' logs
+            say(f"bench/proxy.py: kept {work} (each program's stderr.log is in its directory)")
+    return 0 if passed else 1
 
 
 def header(args: argparse.Namespace, argv: str, started: dt.datetime) -> list[str]:
