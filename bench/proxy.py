@@ -300,8 +300,13 @@ class Profile:
     raw: Path  # py-spy's collapsed stacks (flamegraph.pl input)
 
 
-#: frames that hold every sample (the command and the event loop's runner): not "our code"
-_OUTER = ("sidecar/cli.py", "sidecar/proxy/master.py", "<module> (sidecar)")
+def _below_loop(frames: list[str]) -> list[str]:
+    """The frames under the event loop's runner: the command's own frames above it hold every
+    sample. A nonblocking stack can be torn at its root (no `<module>` frame): all of it is."""
+    for i, f in enumerate(frames):
+        if "asyncio/" in f:
+            return frames[i + 1 :]
+    return [] if frames[0].startswith("<module>") else frames
 
 
 def profile(py_spy: str, port: int, pid: int, secs: float, script: Path, work: Path) -> Profile:
@@ -326,7 +331,7 @@ def profile(py_spy: str, port: int, pid: int, secs: float, script: Path, work: P
         frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
         n = int(count)
         own[frames[-1] or "(no frame)"] += n
-        ours = {f for f in frames if "sidecar/" in f and not any(o in f for o in _OUTER)}
+        ours = {f for f in _below_loop(frames) if "sidecar/" in f}
         in_ours += n if ours else 0
         inc.update(dict.fromkeys(ours, n))
     total = sum(own.values()) or 1
