@@ -518,7 +518,9 @@ LABELS = {
 
 def start(args: argparse.Namespace, work: Path, origin: int) -> dict[str, Program]:
     """Every proxy, each on a free port from its own working directory, listening."""
-    env = {**os.environ, "PYTHONOPTIMIZE": "1"} if args.python_optimize else None
+    # mitmdump at its best: PYTHONOPTIMIZE=1 skips its __debug__-only type checks and task
+    # names; sidecar proxy re-executes itself with -O (cli._optimized_or_reexec), as users run it
+    peer_env = {**os.environ, "PYTHONOPTIMIZE": "1"}
     programs: dict[str, Program] = {}
     try:
         for name in LABELS:
@@ -533,6 +535,7 @@ def start(args: argparse.Namespace, work: Path, origin: int) -> dict[str, Progra
             else:
                 confdir = d / "confdir"  # never ~/.mitmproxy
                 cmd = mitmdump_cmd(args.mitmdump, port, origin, confdir, name == "mitmdump")
+            env = None if name.startswith("sidecar") else peer_env
             programs[name] = Program(LABELS[name], cmd, d, port, env)
         for prog in programs.values():
             prog.wait_ready()
@@ -610,12 +613,6 @@ def main() -> int:
         metavar="SECS",
         help="after the rounds, py-spy --nonblocking on sidecar for SECS under wrk "
         "-c16 on the small object: the top 15 functions by own time",
-    )
-    p.add_argument(
-        "--python-optimize",
-        action="store_true",
-        help="run both proxies with PYTHONOPTIMIZE=1 (mitmproxy skips its "
-        "__debug__-only type checks and task names)",
     )
     args = p.parse_args()
     args.connections = [int(c) for c in args.connections.split(",") if c]
@@ -719,7 +716,7 @@ def header(args: argparse.Namespace, argv: str, started: dt.datetime) -> list[st
         "",
         f"{os.cpu_count()} cores, load {load[0]:.2f} at the end; {version(args.mitmdump)}, "
         f"{version('nginx')}, {version('wrk')}"
-        + ("; both proxies with PYTHONOPTIMIZE=1" if args.python_optimize else "")
+        + "; both proxies with Python's -O (mitmdump by PYTHONOPTIMIZE=1, sidecar by itself)"
         + f". wrk -c C -t min(C,2), {args.secs:g} s a run; {args.repeat} interleaved rounds, "
         "each figure the best of them (highest rate, lowest latency, taken separately).",
     ]
@@ -761,7 +758,6 @@ def write_json(argv, started, args, checks, summary, programs, cells) -> Path:
         "date": started.isoformat(timespec="seconds"),
         "secs": args.secs,
         "repeat": args.repeat,
-        "python_optimize": args.python_optimize,
         "ok": all(ok for ok, _ in checks),
         "checks": [c for _, c in checks],
         "summary": summary,
