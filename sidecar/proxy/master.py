@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from dataclasses import replace
@@ -71,13 +72,16 @@ def make_master(cfg: config_mod.Config, app: App, loop: asyncio.AbstractEventLoo
 
     from sidecar.proxy.addon import Sidecar
 
+    if cfg.proxy.tls_cert and not os.path.isfile(cfg.proxy.tls_cert):
+        raise ConfigError(f"proxy.tls_cert: {cfg.proxy.tls_cert!r} is not a file (in {cfg.source})")
     m = master.Master(options.Options(), event_loop=loop)
     addon = Sidecar(app, upstream_address(cfg.proxy.upstream))
     m.addons.add(proxyserver.Proxyserver(), next_layer.NextLayer(), tlsconfig.TlsConfig(), addon)
     try:
         m.options.update(**options_for(cfg))
-    except exceptions.OptionsError as exc:  # a certificate that cannot be read, ...
-        raise ConfigError(f"proxy: {exc}") from None
+    except exceptions.OptionsError as exc:  # a certificate mitmproxy cannot read
+        key = "proxy.tls_cert" if cfg.proxy.tls_cert else "proxy"
+        raise ConfigError(f"{key}: {exc} (in {cfg.source})") from None
     return m, addon
 
 

@@ -225,3 +225,23 @@ def test_sighup_reloads_rules_and_refuses_a_bad_file(tmp_path: Path, origin: Ori
         assert p.stop() == 0
     recs = records(p.db)
     assert [r["query"] for r in recs if r["path"] == "/cmcd"] == ["CMCD=br%3D3200", None]
+
+
+def test_the_proxy_runs_python_optimized(tmp_path: Path, origin: Origin) -> None:
+    p = Proxy(tmp_path, origin.url)
+    try:
+        argv = Path(f"/proc/{p.proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert argv[1:5] == [b"-O", b"-m", b"sidecar", b"proxy"]  # re-executed, same PID
+    finally:
+        assert p.stop() == 0
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+def test_a_tls_cert_that_cannot_be_used_exits_2_naming_the_key(tmp_path: Path, content) -> None:
+    if content is not None:
+        (tmp_path / "bad.pem").write_bytes(content)
+    (tmp_path / "s.toml").write_text(f'[proxy]\ntls_cert = "{tmp_path / "bad.pem"}"\n')
+    r = _start(tmp_path, "--upstream", "http://127.0.0.1:1", "--http", "", "--config", "s.toml",
+               "--geoip", "", "--sink", "jsonl:x.jsonl")  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "proxy.tls_cert" in r.stderr
