@@ -340,3 +340,16 @@ def test_upstream_down_gives_502_counted_with_a_record(tmp_path: Path) -> None:
         assert 'sidecar_proxy_exchanges_total{result="upstream_error"} 1.0' in p.metrics()
     finally:
         assert p.stop() == 0
+
+
+def test_a_chunked_beacon_over_the_stream_size_gets_413_quietly(proxy: Proxy,
+                                                                origin: Origin) -> None:  # fmt: skip
+    piece = b"a" * 65536
+    chunks = b"".join(b"%x\r\n" % len(piece) + piece + b"\r\n" for _ in range(20)) + b"0\r\n\r\n"
+    got = raw_exchange(proxy.host, proxy.port, b"POST /beacon HTTP/1.1\r\nHost: x\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n" + chunks)  # fmt: skip
+    assert status_of(got) == 413
+    wait_for(lambda: 'result="beacon_too_large"} 1.0' in proxy.metrics(), what="counted")
+    assert origin.seen == []
+    assert proxy.stop() == 0
+    assert not [e for e in proxy.log() if e["level"] == "error"]

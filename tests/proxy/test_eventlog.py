@@ -270,3 +270,18 @@ def test_a_lower_level_writes_info_records_struck(event_log: EventLog) -> None:
     (doc,) = event_log.lines()
     assert doc["msg"] == "client connect from 203.0.113.0"
     assert "client" not in doc
+
+
+def test_the_expected_crash_of_a_too_large_chunked_beacon_is_not_written(
+    event_log: EventLog,
+) -> None:
+    try:
+        raise NotImplementedError("Can't set a response and enable streaming at the same time.")
+    except NotImplementedError:
+        SERVER.error("mitmproxy has crashed!", exc_info=True, extra={"client": PEER})
+    try:
+        raise NotImplementedError("something else")
+    except NotImplementedError:
+        SERVER.error("mitmproxy has crashed!", exc_info=True, extra={"client": PEER})
+    (doc,) = event_log.lines()  # any other crash is written
+    assert "something else" in str(doc["traceback"])
