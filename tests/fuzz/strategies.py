@@ -548,3 +548,38 @@ def make_case(c: Chooser, max_lines: int = 3) -> Case:
 @st.composite
 def cases(draw: st.DrawFn, max_lines: int = 3) -> Case:
     return make_case(HypothesisChooser(draw(st.data())), max_lines)
+
+
+def v4_identity(value: int) -> Identity:
+    """The oracle's identity of an IPv4 address struck to /24 (the default)."""
+    return Identity(4, value, 32, 24)
+
+
+def v6_identity(value: int) -> Identity:
+    """The oracle's identity of an IPv6 address struck to /48 (the default)."""
+    return Identity(6, value, 128, 48)
+
+
+@st.composite
+def client_address(draw: st.DrawFn, decorated: bool = False) -> tuple[str, Identity]:
+    """A client address as a connection's peer (decorated=False) or as a forwarding hop may
+    write it (a port, brackets, IPv6 spellings), IPv4-mapped ones included, and its identity."""
+    from ipaddress import IPv4Address, IPv6Address
+
+    c = HypothesisChooser(draw(st.data()))
+    kind = draw(st.sampled_from(("v4", "v6", "mapped")))
+    if kind == "v4":
+        value = planted_ipv4(c, 24)
+        text = str(IPv4Address(value))
+        if decorated and draw(st.booleans()):
+            text += f":{draw(st.integers(1, 65535))}"
+        return text, v4_identity(value)
+    if kind == "mapped":
+        value = planted_ipv4(c, 24)
+        text = f"::ffff:{IPv4Address(value)}"
+        if decorated and draw(st.booleans()):
+            text = f"[{text}]:{draw(st.integers(1, 65535))}"
+        return text, v4_identity(value)
+    value = planted_ipv6(c, 48)
+    text = ipv6_decorated(c, value)[0] if decorated else str(IPv6Address(value))
+    return text, v6_identity(value)

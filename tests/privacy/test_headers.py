@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address
 
 import pytest
 from hypothesis import given, settings
@@ -15,12 +15,14 @@ from sidecar.record import RawRequest
 from tests.fuzz.oracle import Identity, leaks
 from tests.fuzz.strategies import (
     HypothesisChooser,
+    client_address,
     ipv4_free_text,
     ipv4_host,
-    ipv6_decorated,
     ipv6_text,
     planted_ipv4,
     planted_ipv6,
+    v4_identity,
+    v6_identity,
 )
 
 FIRST_PARTY = "example-video.eu"
@@ -235,46 +237,16 @@ def test_scrub_target_keeps_separators_a_struck_value_decodes_to() -> None:
 # --- property tests ------------------------------------------------------------------------------
 
 
-def _v4_identity(value: int) -> Identity:
-    return Identity(4, value, 32, 24)
-
-
-def _v6_identity(value: int) -> Identity:
-    return Identity(6, value, 128, 48)
-
-
-@st.composite
-def _address(draw: st.DrawFn, decorated: bool = False) -> tuple[str, Identity]:
-    """An address as a peer (decorated=False) or as a hop may write it, and its identity."""
-    c = HypothesisChooser(draw(st.data()))
-    kind = draw(st.sampled_from(("v4", "v6", "mapped")))
-    if kind == "v4":
-        value = planted_ipv4(c, 24)
-        text = str(IPv4Address(value))
-        if decorated and draw(st.booleans()):
-            text += f":{draw(st.integers(1, 65535))}"
-        return text, _v4_identity(value)
-    if kind == "mapped":
-        value = planted_ipv4(c, 24)
-        text = f"::ffff:{IPv4Address(value)}"
-        if decorated and draw(st.booleans()):
-            text = f"[{text}]:{draw(st.integers(1, 65535))}"
-        return text, _v4_identity(value)
-    value = planted_ipv6(c, 48)
-    text = ipv6_decorated(c, value)[0] if decorated else str(IPv6Address(value))
-    return text, _v6_identity(value)
-
-
 @st.composite
 def _free_text(draw: st.DrawFn) -> tuple[str, Identity]:
     """An address as free text may hold it, in a little text."""
     c = HypothesisChooser(draw(st.data()))
     if draw(st.booleans()):
         value = planted_ipv4(c, 24)
-        text, ident = ipv4_free_text(c, value)[0], _v4_identity(value)
+        text, ident = ipv4_free_text(c, value)[0], v4_identity(value)
     else:
         value = planted_ipv6(c, 48)
-        text, ident = ipv6_text(c, value)[0], _v6_identity(value)
+        text, ident = ipv6_text(c, value)[0], v6_identity(value)
     before = draw(st.sampled_from(("", "x=", "1.1 ", "peer ", "/")))
     after = draw(st.sampled_from(("", ";", " (proxy)", ",")))
     return before + text + after, ident
@@ -291,14 +263,14 @@ def _request(draw: st.DrawFn) -> tuple[str, list[tuple[str, str]], list[Identity
     if peer_trusted:
         peer = draw(_TRUSTED_HOP).partition(":")[0]
     else:
-        peer, ident = draw(_address())
+        peer, ident = draw(client_address())
         identities.append(ident)
     hops: list[str] = []
     for _ in range(draw(st.integers(0, 4))):
         if draw(st.integers(0, 3)) == 0:
             hops.append(draw(_TRUSTED_HOP))
         else:
-            hop, ident = draw(_address(decorated=True))
+            hop, ident = draw(client_address(decorated=True))
             hops.append(hop)
             identities.append(ident)
     if draw(st.booleans()):
@@ -315,7 +287,7 @@ def _request(draw: st.DrawFn) -> tuple[str, list[tuple[str, str]], list[Identity
 
         headers.append(("Forwarded", ", ".join(fwd(h) for h in hops) or "for=unknown"))
     for name in draw(st.lists(st.sampled_from(("X-Real-IP", *CLIENT_IP_HEADERS)), max_size=3)):
-        value, ident = draw(_address(decorated=True))
+        value, ident = draw(client_address(decorated=True))
         headers.append((name, value))
         identities.append(ident)
     for name in draw(st.lists(st.sampled_from(("Via", "X-Debug", "User-Agent")), max_size=3)):
@@ -329,10 +301,10 @@ def _request(draw: st.DrawFn) -> tuple[str, list[tuple[str, str]], list[Identity
             c = HypothesisChooser(draw(st.data()))
             if draw(st.booleans()):
                 planted = planted_ipv4(c, 24)
-                site, planted_ident = ipv4_host(c, planted)[0], _v4_identity(planted)
+                site, planted_ident = ipv4_host(c, planted)[0], v4_identity(planted)
             else:
                 planted = planted_ipv6(c, 48)
-                site, planted_ident = f"[{ipv6_text(c, planted)[0]}]", _v6_identity(planted)
+                site, planted_ident = f"[{ipv6_text(c, planted)[0]}]", v6_identity(planted)
             identities.append(planted_ident)
         headers.append(("Referer", f"https://{site}/p/{value}?ip={value}"))
         identities.append(ident)
@@ -383,7 +355,7 @@ _HEADER_NAME = st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,15}", fullmatch=True)
 
 @settings(max_examples=200, deadline=None)
 @given(
-    peer=_address(),
+    peer=client_address(),
     headers=st.lists(
         st.tuples(
             st.one_of(_HEADER_NAME, st.sampled_from(sorted(_NAMED))),

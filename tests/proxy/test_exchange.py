@@ -15,7 +15,7 @@ import json
 import pickle
 import time
 from datetime import UTC, datetime
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from ipaddress import IPv6Address, ip_address, ip_network
 
 import orjson
 import pytest
@@ -35,7 +35,7 @@ from sidecar.record import CleanRecord, RawRequest
 from sidecar.reject import Rejected
 from sidecar.timestamps import from_epoch
 from tests.fuzz.oracle import Identity, leaks
-from tests.fuzz.strategies import HypothesisChooser, ipv6_decorated, planted_ipv4, planted_ipv6
+from tests.fuzz.strategies import client_address
 
 PEER = ("198.51.100.77", 50000)
 T0 = 1795510800.123  # a request's first byte, as mitmproxy's readers stamp it (time.time())
@@ -383,36 +383,6 @@ def test_a_peer_that_is_no_address_is_rejected() -> None:
 # --- property: the record's client is the one the origin was told about, truncated -------------
 
 
-def _v4(value: int) -> Identity:
-    return Identity(4, value, 32, 24)
-
-
-def _v6(value: int) -> Identity:
-    return Identity(6, value, 128, 48)
-
-
-@st.composite
-def _address(draw: st.DrawFn, hop: bool = False) -> tuple[str, Identity]:
-    """An address as a peer's text (hop=False) or as a forwarding hop may write it."""
-    c = HypothesisChooser(draw(st.data()))
-    kind = draw(st.sampled_from(("v4", "v6", "mapped")))
-    if kind == "v4":
-        value = planted_ipv4(c, 24)
-        text = str(IPv4Address(value))
-        if hop and draw(st.booleans()):
-            text += f":{draw(st.integers(1, 65535))}"
-        return text, _v4(value)
-    if kind == "mapped":
-        value = planted_ipv4(c, 24)
-        text = f"::ffff:{IPv4Address(value)}"
-        if hop and draw(st.booleans()):
-            text = f"[{text}]:{draw(st.integers(1, 65535))}"
-        return text, _v4(value)
-    value = planted_ipv6(c, 48)
-    text = ipv6_decorated(c, value)[0] if hop else str(IPv6Address(value))
-    return text, _v6(value)
-
-
 _TRUSTED = st.sampled_from(("10.0.0.1", "10.20.30.40", "10.255.0.9"))
 
 
@@ -424,7 +394,7 @@ def _exchange(draw: st.DrawFn) -> tuple[tuple, list[str], list[Identity]]:
         proxy = draw(_TRUSTED)
         peer = (f"::ffff:{proxy}", 50000, 0, 0) if draw(st.booleans()) else (proxy, 50000)
     else:
-        text, ident = draw(_address())
+        text, ident = draw(client_address())
         identities.append(ident)
         peer = (text, 50000) if "." in text and ":" not in text else (text, 50000, 0, 0)
     hops: list[str] = []
@@ -432,7 +402,7 @@ def _exchange(draw: st.DrawFn) -> tuple[tuple, list[str], list[Identity]]:
         if draw(st.integers(0, 3)) == 0:
             hops.append(draw(_TRUSTED))
         else:
-            text, ident = draw(_address(hop=True))
+            text, ident = draw(client_address(decorated=True))
             hops.append(text)
             identities.append(ident)
     if draw(st.booleans()):  # a hop that is no address
@@ -445,7 +415,7 @@ def _exchange(draw: st.DrawFn) -> tuple[tuple, list[str], list[Identity]]:
                 name = draw(st.sampled_from(("X-Forwarded-For", "x-forwarded-for")))
                 lines.append(f"{name}: {', '.join(hops[lo:hi])}")
     if draw(st.booleans()):
-        text, ident = draw(_address(hop=True))
+        text, ident = draw(client_address(decorated=True))
         lines.append(f"X-Real-IP: {text}")
         identities.append(ident)
     if hops and draw(st.booleans()):
