@@ -75,11 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         "serve", help="the daemon: syslog, followed files or stdin in, clean records to storage"
     )
     serve.add_argument("--config", metavar="PATH", help="TOML config (SIGHUP reloads it)")
-    serve.add_argument(
-        "--sink", action="append", metavar="URL",
-        help="store records here (repeatable); default storage.default_sink (sqlite)",
-    )  # fmt: skip
-    serve.add_argument("--geoip", metavar="PATH", help="country database (.mmdb); '' for none")
+    _daemon_flags(serve, "serve", "127.0.0.1:9187")
     serve.add_argument(
         "--format", metavar="NAME|'log_format ...'",
         help="input format, as for pipe (default auto, detected per source)",
@@ -90,11 +86,6 @@ def _parser() -> argparse.ArgumentParser:
         "--follow", action="append", metavar="PATH", help="serve.follow (repeatable, globs)"
     )
     serve.add_argument("--stdin", action="store_true", default=None, help="serve.stdin")
-    serve.add_argument(
-        "--http", metavar="HOST:PORT", help="serve.http: /metrics /healthz /readyz "
-        "(default 127.0.0.1:9187; '' for none)",
-    )  # fmt: skip
-    serve.add_argument("--stats", metavar="PATH", help="write run counters as JSON at exit")
     serve.add_argument("--state-dir", metavar="DIR", help="serve.state_dir (checkpoints)")
 
     proxy = sub.add_parser(
@@ -103,17 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     proxy.add_argument("--listen", metavar="HOST:PORT", help="proxy.listen (127.0.0.1:8080)")
     proxy.add_argument("--upstream", metavar="URL", help="proxy.upstream: http(s)://HOST[:PORT]")
-    proxy.add_argument("--config", metavar="PATH", help="TOML config (see config/sidecar.toml)")
-    proxy.add_argument(
-        "--sink", action="append", metavar="URL",
-        help="store records here (repeatable); default storage.default_sink (sqlite)",
-    )  # fmt: skip
-    proxy.add_argument("--geoip", metavar="PATH", help="country database (.mmdb); '' for none")
-    proxy.add_argument(
-        "--http", metavar="HOST:PORT", help="proxy.http: /metrics /healthz /readyz "
-        "(default 127.0.0.1:9188; '' for none)",
-    )  # fmt: skip
-    proxy.add_argument("--stats", metavar="PATH", help="write run counters as JSON at exit")
+    proxy.add_argument("--config", metavar="PATH", help="TOML config (SIGHUP reloads it)")
+    _daemon_flags(proxy, "proxy", "127.0.0.1:9188")
     proxy.add_argument(
         "--trusted-proxy", action="append", metavar="CIDR",
         help="ip.trusted_proxies (repeatable): peers whose X-Forwarded-For is believed",
@@ -152,6 +134,28 @@ def _parser() -> argparse.ArgumentParser:
 
 class Terminated(BaseException):
     """SIGTERM: stop reading, flush what was read, exit."""
+
+
+def _daemon_flags(p: argparse.ArgumentParser, section: str, http_default: str) -> None:
+    """The flags `serve` and `proxy` share: sinks, the geo database, endpoints, --stats."""
+    p.add_argument(
+        "--sink", action="append", metavar="URL",
+        help="store records here (repeatable); default storage.default_sink (sqlite)",
+    )  # fmt: skip
+    p.add_argument("--geoip", metavar="PATH", help="country database (.mmdb); '' for none")
+    p.add_argument(
+        "--http", metavar="HOST:PORT", help=f"{section}.http: /metrics /healthz /readyz "
+        f"(default {http_default}; '' for none)",
+    )  # fmt: skip
+    p.add_argument("--stats", metavar="PATH", help="write run counters as JSON at exit")
+
+
+def _check_stats_path(path: str | None) -> None:
+    """A daemon's --stats file can be written at exit: checked at start (exit 2)."""
+    if path:
+        error = writable.replaceable_file_error(path)
+        if error is not None:
+            raise UsageError(f"--stats: {error}")
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -282,10 +286,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     cfg = config_mod.load(options.config_path, options.overrides)
     serve_mod.check_sources(cfg)
-    if args.stats:
-        error = writable.replaceable_file_error(args.stats)
-        if error is not None:
-            raise UsageError(f"--stats: {error}")
+    _check_stats_path(args.stats)
     selflog.configure(ip=cfg.ip)
     return serve_mod.Server(options, cfg).run()
 
@@ -321,10 +322,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
         "geoip.database": args.geoip,
     }
     cfg = config_mod.load(args.config, overrides)
-    if args.stats:
-        error = writable.replaceable_file_error(args.stats)
-        if error is not None:
-            raise UsageError(f"--stats: {error}")
+    _check_stats_path(args.stats)
     return ProxyRun(cfg, tuple(args.sink or ()), args.stats, args.config, overrides).run()
 
 

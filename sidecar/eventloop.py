@@ -1,10 +1,15 @@
-"""The daemons' event loop: uvloop where it is installed (it is a dependency where it builds)."""
+"""The daemons' event loop and signals: uvloop where it is installed (a dependency where it
+builds); SIGTERM/SIGINT stop, SIGHUP reloads, and a second signal never cuts the flush."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import logging
+import signal
+from collections.abc import Callable, Coroutine
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def run(main: Coroutine[Any, Any, int]) -> int:
@@ -17,3 +22,36 @@ def run(main: Coroutine[Any, Any, int]) -> int:
         runner = asyncio.Runner()
     with runner:
         return runner.run(main)
+
+
+class Stop:
+    """A daemon's stop: `stop(why)` once (a signal, the end of stdin), `await wait()`.
+
+    `install(loop, reload)` routes SIGTERM and SIGINT to `stop` and SIGHUP to `reload`;
+    `uninstall(loop)` takes them back and ignores all three, so that a second TERM does not
+    cut the flush that follows."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._event = asyncio.Event()
+
+    def install(self, loop: asyncio.AbstractEventLoop, reload: Callable[[], None]) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, reload)
+
+    def uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in self.SIGNALS:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
+
+    def stop(self, why: str = "stop") -> None:
+        if not self.requested:
+            self.requested = True
+            log.info("stopping", extra={"reason": why})
+            self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()

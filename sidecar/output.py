@@ -16,6 +16,8 @@ import orjson
 
 from sidecar.errors import OutputError, UsageError
 
+log = logging.getLogger(__name__)
+
 
 class Output:
     """An unbuffered binary output named for messages (`stdout`, `--rejects`)."""
@@ -68,4 +70,4 @@ def write_json_document(path: str, doc: dict, name: str = "--stats") -> None:
         out.write(orjson.dumps(doc) + b"\n")
         out.close()
     except (OutputError, UsageError) as exc:
-        logging.getLogger(__name__).error(f"cannot write {name}", extra={"reason": str(exc)})
+        log.error(f"cannot write {name}", extra={"reason": str(exc)})

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,9 +161,8 @@ class Server:
         self.sources: list[Any] = []
         self.batchers: dict[str, Batcher] = {}
         self.endpoints: Any = None
-        self.stopping = False
+        self.stopping = eventloop.Stop()
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
-        self._stop: asyncio.Event | None = None
 
     def _sinks(self, cfg: config_mod.Config) -> list[config_mod.SinkConfig]:
         return sink_configs(self.options.sink_urls, cfg, default=cfg.storage.default_sink)
@@ -175,7 +173,6 @@ class Server:
 
     async def main(self) -> int:
         self.loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
         cfg = self.app.cfg
         try:
             self._open_endpoints(cfg)
@@ -190,32 +187,21 @@ class Server:
             self.app.close(replay=False)
             raise
         self.app.start()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(sig, self.stop, sig.name)
-        self.loop.add_signal_handler(signal.SIGHUP, self.reload)
+        self.stopping.install(self.loop, self.reload)
         log.info(
             "started", extra={"sources": [s.name for s in self.sources],
                               "sinks": [d.label for d in self.app.deliveries],
                               "http_port": self.endpoints.port if self.endpoints else None},
         )  # fmt: skip
         watch = self.loop.create_task(self._watch_sinks())
-        await self._stop.wait()
+        await self.stopping.wait()
         watch.cancel()
         return await self._shutdown()
-
-    def stop(self, why: str = "stop") -> None:
-        if not self.stopping:
-            self.stopping = True
-            log.info("stopping", extra={"reason": why})
-            assert self._stop is not None
-            self._stop.set()
 
     async def _shutdown(self) -> int:
         grace = self.app.cfg.serve.shutdown_grace_secs
         started = time.monotonic()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            self.loop.remove_signal_handler(sig)
-            signal.signal(sig, signal.SIG_IGN)  # a second TERM must not cut the flush
+        self.stopping.uninstall(self.loop)
         for source in self.sources:  # stop reading (a follower saves what is acked so far)
             stop = getattr(source, "stop", None)
             if stop is not None:
@@ -285,7 +271,7 @@ class Server:
         return out
 
     def _stdin_ended(self) -> None:
-        self.stop("end of stdin")
+        self.stopping.stop("end of stdin")
 
     def _open_endpoints(self, cfg: config_mod.Config) -> None:
         if not cfg.serve.http:
@@ -299,7 +285,7 @@ class Server:
         """/readyz: {} when every source is bound or open and every sink is well; read-only
         (called from the endpoints' thread)."""
         out: dict[str, str] = {}
-        if self.stopping:
+        if self.stopping.requested:
             out["sidecar"] = "shutting down"
         names = {s.name for s in self.sources}
         for name in ("syslog_udp", "syslog_unix", "follow", "stdin"):

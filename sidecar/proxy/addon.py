@@ -43,12 +43,12 @@ from sidecar.privacy.headers import HeaderRule
 from sidecar.proxy import beacons
 from sidecar.proxy.exchange import begin, finish, peer_of
 from sidecar.proxy.guard import MISDIRECTED, Guard
-from sidecar.record import RawRequest
+from sidecar.proxy.master import SOURCE, proxy_config
+from sidecar.record import CleanRecord, RawRequest
 from sidecar.reject import INTERNAL_ERROR, Rejected
 
 log = logging.getLogger(__name__)
 
-SOURCE = "proxy"
 FLUSH_MAX_BYTES = 256 << 10
 #: what a client that left before its answer was complete is recorded with (nginx's 499)
 CLIENT_CLOSED = 499
@@ -98,13 +98,6 @@ def _encoded(header: tuple[str, str]) -> tuple[bytes, bytes]:
     return name.encode("utf-8", "surrogateescape"), value.encode("utf-8", "surrogateescape")
 
 
-def proxy_config(cfg: config_mod.Config) -> config_mod.Config:
-    """The config a proxy's privacy stage runs on: its beacons are `proxy.beacon_paths`."""
-    if cfg.beacon.paths == cfg.proxy.beacon_paths:
-        return cfg
-    return replace(cfg, beacon=replace(cfg.beacon, paths=cfg.proxy.beacon_paths))
-
-
 class Sidecar:
     """The addon. `app` is a daemon App (its emit never blocks) on `proxy_config(cfg)`."""
 
@@ -119,7 +112,7 @@ class Sidecar:
         self._results = {r: self._exchanges.labels(r) for r in PROXY_RESULTS}
         self._seconds = self.metrics.proxy_request_seconds
         self._out = bytearray()
-        self._records: list | None = [] if app.summarizer() is not None else None
+        self._records: list[CleanRecord] = []  # for a sink's rollup (SQLite), if one keeps it
         self._n = 0
         self._flusher: asyncio.Task | None = None
         self.closed: dict[str, dict] = {}  # what each sink delivered, once done() closed them
@@ -284,8 +277,7 @@ class Sidecar:
             return
         self._out += data
         self._n += 1
-        if self._records is not None:
-            self._records.append(record)
+        self._records.append(record)
         if len(self._out) >= FLUSH_MAX_BYTES:
             self.flush()
 
@@ -293,9 +285,9 @@ class Sidecar:
         """Hand the batched records to the App (never blocks: Delivery.offer)."""
         if not self._n:
             return
-        records, self._records = self._records, [] if self._records is not None else None
+        records, self._records = self._records, []
         summarize = self.app.summarizer()
-        summary = summarize(records) if summarize is not None and records else None
+        summary = summarize(records) if summarize is not None else None
         result = ChunkResult(
             bytes(self._out), self._n, self._n, {}, summary=summary,
             counts=self.stage.take_counts(),

@@ -30,23 +30,26 @@ def peer_of(flow: http.HTTPFlow) -> str:
     return str(peer[0]) if peer else ""
 
 
-def _joined(values: list[str]) -> str | None:
-    return ",".join(values) if values else None
-
-
-def _first(headers: http.Headers, name: str) -> str | None:
-    """A header's first value, as nginx's `$http_*` and `$host` read a repeated one (mitmproxy's
-    `headers[name]` would join them all)."""
-    values = headers.get_all(name)
-    return values[0] if values else None
+#: the request headers a record reads, by their wire name (lower case), to their slot in `begin`
+_READ = {b"referer": 0, b"user-agent": 1, b"host": 2, b"x-forwarded-for": 3, b"forwarded": 4,
+         b"x-real-ip": 5}  # fmt: skip
 
 
 def begin(flow: http.HTTPFlow, peer: str) -> RawRequest:
-    """The raw request of a flow whose request headers just arrived (nothing rewritten yet)."""
+    """The raw request of a flow whose request headers just arrived (nothing rewritten yet).
+
+    One pass over the header fields (decoded as mitmproxy decodes them). A repeated Referer,
+    User-Agent or Host reads its first value, as nginx's `$http_*` and `$host` do; repeated
+    forwarding headers are joined with "," (X-Real-IP: its last), as the log parsers see them."""
     req = flow.request
-    headers = req.headers
+    found: list[list[str]] = [[], [], [], [], [], []]
+    read = _READ
+    for name, value in req.headers.fields:
+        slot = read.get(name.lower())
+        if slot is not None:
+            found[slot].append(value.decode("utf-8", "surrogateescape"))
+    referer, ua, host, xff, fwd, real_ip = found
     _, path, query = split_target(req.path)
-    real_ip = headers.get_all("x-real-ip")
     return RawRequest(
         peer,
         from_epoch(req.timestamp_start),
@@ -54,11 +57,11 @@ def begin(flow: http.HTTPFlow, peer: str) -> RawRequest:
         path=path,
         query=query,
         protocol=req.http_version,
-        referrer=_first(headers, "referer"),
-        user_agent=_first(headers, "user-agent"),
-        host=host_of(_first(headers, "host") if not req.is_http2 else req.host_header),
-        x_forwarded_for=_joined(headers.get_all("x-forwarded-for")),
-        forwarded=_joined(headers.get_all("forwarded")),
+        referrer=referer[0] if referer else None,
+        user_agent=ua[0] if ua else None,
+        host=host_of(req.host_header if req.is_http2 else host[0] if host else None),
+        x_forwarded_for=",".join(xff) if xff else None,
+        forwarded=",".join(fwd) if fwd else None,
         x_real_ip=real_ip[-1] if real_ip else None,
     )
 

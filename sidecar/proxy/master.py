@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import time
 from dataclasses import replace
 from typing import Any
@@ -37,6 +36,16 @@ from sidecar.metrics import totals
 from sidecar.output import write_json_document
 
 log = logging.getLogger(__name__)
+
+#: the metrics' `source` of the proxy's records
+SOURCE = "proxy"
+
+
+def proxy_config(cfg: config_mod.Config) -> config_mod.Config:
+    """The config a proxy's privacy stage runs on: its beacons are `proxy.beacon_paths`."""
+    if cfg.beacon.paths == cfg.proxy.beacon_paths:
+        return cfg
+    return replace(cfg, beacon=replace(cfg.beacon, paths=cfg.proxy.beacon_paths))
 
 
 def upstream_address(url: str) -> tuple[str, int]:
@@ -96,8 +105,6 @@ class ProxyRun:
         config_path: str | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> None:
-        from sidecar.proxy.addon import SOURCE, proxy_config
-
         upstream_address(cfg.proxy.upstream)  # required: refused before anything starts
         self.cfg = proxy_config(cfg)
         self.sink_urls = sink_urls
@@ -106,10 +113,9 @@ class ProxyRun:
         self.app = App(self.cfg, self._sinks(self.cfg), daemon=True, source=SOURCE)
         self.stats_path = stats_path
         self.endpoints: Any = None
+        self.stopping = eventloop.Stop()
         self.master: Any = None
-        self.stopping = False
         self.listening = False
-        self._stop: asyncio.Event | None = None
 
     def run(self) -> int:
         return eventloop.run(self.main())
@@ -119,7 +125,6 @@ class ProxyRun:
         from sidecar.proxy import eventlog
 
         loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
         handler = selflog.configure(ip=self.cfg.ip)
         eventlog.install(handler, self.app.metrics)
         try:
@@ -137,13 +142,11 @@ class ProxyRun:
             if self.endpoints is not None:
                 self.endpoints.close()
             raise
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop, sig.name)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        self.stopping.install(loop, self.reload)
         port = self.endpoints.port if self.endpoints else None
         log.info("started", extra={"listen": self.cfg.proxy.listen, "http_port": port,
                                    "sinks": [d.label for d in self.app.deliveries]})  # fmt: skip
-        await self._stop.wait()
+        await self.stopping.wait()
         return await self._shutdown(running)
 
     async def _listening(self, running: asyncio.Task) -> None:
@@ -159,24 +162,15 @@ class ProxyRun:
                 raise UsageError(f"--listen {self.cfg.proxy.listen}: {server.last_exception}")
         self.listening = True
 
-    def stop(self, why: str = "stop") -> None:
-        if not self.stopping:
-            self.stopping = True
-            log.info("stopping", extra={"reason": why})
-            assert self._stop is not None
-            self._stop.set()
-
     async def _shutdown(self, running: asyncio.Task) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, signal.SIG_IGN)  # a second TERM must not cut the flush
+        self.stopping.uninstall(loop)
         started = time.monotonic()
         grace = self.cfg.proxy.shutdown_grace_secs
         ps = self.master.addons.get("proxyserver")
         await ps.servers.update([])  # no new connections; the open ones finish their exchange
         self.listening = False
-        deadline = started + grace / 2
+        deadline = started + grace / 2  # the other half for flushing and closing the sinks
         while ps.connections and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         code = 0
@@ -202,8 +196,6 @@ class ProxyRun:
         """SIGHUP: new privacy rules, sinks, beacon paths and strip list from the config file
         (nothing in flight lost); an invalid file is refused, logged with its key, and the
         running config stays. `listen`, `upstream`, TLS and `[storage]` need a restart."""
-        from sidecar.proxy.addon import proxy_config
-
         metrics = self.app.metrics
         try:
             cfg = proxy_config(config_mod.load(self.config_path, self.overrides))
@@ -240,7 +232,7 @@ class ProxyRun:
     def not_ready(self) -> dict[str, str]:
         """/readyz: {} while the listener is up and every sink is well (endpoints' thread)."""
         out: dict[str, str] = {}
-        if self.stopping:
+        if self.stopping.requested:
             out["sidecar"] = "shutting down"
         elif not self.listening:
             out["proxy"] = "not listening"

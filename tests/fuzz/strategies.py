@@ -583,3 +583,24 @@ def client_address(draw: st.DrawFn, decorated: bool = False) -> tuple[str, Ident
     value = planted_ipv6(c, 48)
     text = ipv6_decorated(c, value)[0] if decorated else str(IPv6Address(value))
     return text, v6_identity(value)
+
+
+@st.composite
+def forwarding_hops(
+    draw: st.DrawFn, trusted: st.SearchStrategy[str], max_hops: int
+) -> tuple[list[str], list[Identity]]:
+    """A forwarding chain as clients and proxies write it, left to right: client hops
+    (`client_address(decorated=True)`), one in four a hop of ours (`trusted`), and maybe one
+    hop that is no address; with the identities of the client hops."""
+    hops: list[str] = []
+    identities: list[Identity] = []
+    for _ in range(draw(st.integers(0, max_hops))):
+        if draw(st.integers(0, 3)) == 0:
+            hops.append(draw(trusted))
+        else:
+            hop, ident = draw(client_address(decorated=True))
+            hops.append(hop)
+            identities.append(ident)
+    if draw(st.booleans()):
+        hops.insert(draw(st.integers(0, len(hops))), draw(st.sampled_from(("unknown", "-", "x"))))
+    return hops, identities

@@ -16,6 +16,7 @@ from tests.fuzz.oracle import Identity, leaks
 from tests.fuzz.strategies import (
     HypothesisChooser,
     client_address,
+    forwarding_hops,
     ipv4_free_text,
     ipv4_host,
     ipv6_text,
@@ -265,16 +266,8 @@ def _request(draw: st.DrawFn) -> tuple[str, list[tuple[str, str]], list[Identity
     else:
         peer, ident = draw(client_address())
         identities.append(ident)
-    hops: list[str] = []
-    for _ in range(draw(st.integers(0, 4))):
-        if draw(st.integers(0, 3)) == 0:
-            hops.append(draw(_TRUSTED_HOP))
-        else:
-            hop, ident = draw(client_address(decorated=True))
-            hops.append(hop)
-            identities.append(ident)
-    if draw(st.booleans()):
-        hops.insert(draw(st.integers(0, len(hops))), draw(st.sampled_from(("unknown", "-", "x"))))
+    hops, hop_identities = draw(forwarding_hops(_TRUSTED_HOP, 4))
+    identities += hop_identities
     headers: list[tuple[str, str]] = []
     host = draw(st.sampled_from(("cdn.example", "203.0.113.1", "[2001:db8::1]:8080", "")))
     headers.append((draw(st.sampled_from(("Host", "host"))), host))

@@ -35,7 +35,7 @@ from sidecar.record import CleanRecord, RawRequest
 from sidecar.reject import Rejected
 from sidecar.timestamps import from_epoch
 from tests.fuzz.oracle import Identity, leaks
-from tests.fuzz.strategies import client_address
+from tests.fuzz.strategies import client_address, forwarding_hops
 
 PEER = ("198.51.100.77", 50000)
 T0 = 1795510800.123  # a request's first byte, as mitmproxy's readers stamp it (time.time())
@@ -397,16 +397,8 @@ def _exchange(draw: st.DrawFn) -> tuple[tuple, list[str], list[Identity]]:
         text, ident = draw(client_address())
         identities.append(ident)
         peer = (text, 50000) if "." in text and ":" not in text else (text, 50000, 0, 0)
-    hops: list[str] = []
-    for _ in range(draw(st.integers(0, 5))):
-        if draw(st.integers(0, 3)) == 0:
-            hops.append(draw(_TRUSTED))
-        else:
-            text, ident = draw(client_address(decorated=True))
-            hops.append(text)
-            identities.append(ident)
-    if draw(st.booleans()):  # a hop that is no address
-        hops.insert(draw(st.integers(0, len(hops))), draw(st.sampled_from(("unknown", "-", "x"))))
+    hops, hop_identities = draw(forwarding_hops(_TRUSTED, 5))
+    identities += hop_identities
     lines = [f"Host: {draw(st.sampled_from(('cdn.example', 'CDN.example:8080')))}"]
     if hops:  # the chain, on one header line or several
         cuts = sorted(draw(st.sets(st.integers(1, max(len(hops) - 1, 1)), max_size=3)))

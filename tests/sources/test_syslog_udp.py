@@ -304,6 +304,25 @@ def test_nothing_is_read_after_close(kind: str) -> None:
 # --- a real nginx -------------------------------------------------------------------------------
 
 
+async def get_once_through_nginx(
+    tmp_path: Path, access_log: str, target: str, emit: Collector
+) -> None:
+    """A real nginx logging with `access_log` (a directive) serves `target` once to a probe
+    user agent; returns when `emit` has the line."""
+    http = f"""
+        {access_log}
+        server {{ listen 127.0.0.1:PORT; root PREFIX/www; }}
+    """
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "index.html").write_text("hello\n")
+    with Nginx(tmp_path, http) as nginx:
+        url = f"http://127.0.0.1:{nginx.port}{target}"
+        request = urllib.request.Request(url, headers={"User-Agent": "probe/1.0"})
+        status = await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=5).status)
+        assert status == 200
+        await until(lambda: len(emit.calls) >= 1)
+
+
 @pytest.mark.e2e
 def test_nginx_lines_arrive_through_the_source_and_parse(tmp_path: Path) -> None:
     metrics, emit = Metrics(), Collector()
@@ -312,20 +331,10 @@ def test_nginx_lines_arrive_through_the_source_and_parse(tmp_path: Path) -> None
         source = SyslogUdpSource("127.0.0.1:0", 1 << 20, emit, metrics)
         await source.start()
         port = source.address[1]
-        http = f"""
-            access_log syslog:server=127.0.0.1:{port},tag=nginx combined;
-            server {{ listen 127.0.0.1:PORT; root PREFIX/www; }}
-        """
-        (tmp_path / "www").mkdir()
-        (tmp_path / "www" / "index.html").write_text("hello\n")
-        with Nginx(tmp_path, http) as nginx:
-            url = f"http://127.0.0.1:{nginx.port}/index.html?token=s3cr3t"
-            request = urllib.request.Request(url, headers={"User-Agent": "probe/1.0"})
-            status = await asyncio.to_thread(
-                lambda: urllib.request.urlopen(request, timeout=5).status
-            )
-            assert status == 200
-            await until(lambda: len(emit.calls) >= 1)
+        await get_once_through_nginx(
+            tmp_path, f"access_log syslog:server=127.0.0.1:{port},tag=nginx combined;",
+            "/index.html?token=s3cr3t", emit,
+        )  # fmt: skip
         source.close()
 
     asyncio.run(main())

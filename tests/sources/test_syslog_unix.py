@@ -8,7 +8,6 @@ import logging
 import os
 import socket
 import stat
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,16 @@ from sidecar.formats.detect import detect
 from sidecar.metrics import DATAGRAM_RESULTS, Metrics
 from sidecar.sources.syslog import MALFORMED_REASONS
 from sidecar.sources.syslog_unix import SyslogUnixSource
-from tests.e2e.nginx import Nginx
-from tests.sources.test_syslog_udp import LOOPS, NGINX_HEADER, Collector, count, line, run, until
+from tests.sources.test_syslog_udp import (
+    LOOPS,
+    NGINX_HEADER,
+    Collector,
+    count,
+    get_once_through_nginx,
+    line,
+    run,
+    until,
+)
 
 PREFIX = "serve.syslog_unix (--syslog-unix): cannot listen on "
 
@@ -236,20 +243,10 @@ def test_nginx_lines_arrive_through_the_socket_and_parse(tmp_path: Path) -> None
     async def main() -> None:
         source = source_at(path, emit, metrics, mode=0o660, group=grp.getgrgid(os.getgid()).gr_name)
         await source.start()
-        http = f"""
-            access_log syslog:server=unix:{path},tag=nginx combined;
-            server {{ listen 127.0.0.1:PORT; root PREFIX/www; }}
-        """
-        (tmp_path / "www").mkdir()
-        (tmp_path / "www" / "index.html").write_text("hello\n")
-        with Nginx(tmp_path, http) as nginx:
-            url = f"http://127.0.0.1:{nginx.port}/index.html"
-            request = urllib.request.Request(url, headers={"User-Agent": "probe/1.0"})
-            status = await asyncio.to_thread(
-                lambda: urllib.request.urlopen(request, timeout=5).status
-            )
-            assert status == 200
-            await until(lambda: len(emit.calls) >= 1)
+        await get_once_through_nginx(
+            tmp_path, f"access_log syslog:server=unix:{path},tag=nginx combined;",
+            "/index.html", emit,
+        )  # fmt: skip
         source.close()
 
     asyncio.run(main())
